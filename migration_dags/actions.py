@@ -1,0 +1,84 @@
+"""Actions: one SQL statement each, built by operations and run by `runtime.ActionRunner`.
+
+Operations never execute SQL themselves; they return actions, so `plan` can print every statement
+without touching the database, and the runner owns lock_timeout, retries and transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Action:
+    description: str
+    sql: str
+    # False for statements PostgreSQL refuses inside a transaction (CREATE INDEX CONCURRENTLY, ...).
+    transactional: bool = True
+    # Takes a lock on a user table: run under lock_timeout with retries.
+    takes_lock: bool = True
+    # A query returning one boolean; the action runs only when it returns true.  Keeps actions
+    # idempotent where SQL has no IF [NOT] EXISTS form, and keeps `plan` free of database reads.
+    only_if: str | None = None
+
+    def render(self) -> str:
+        lines = [f"-- {self.description}"]
+        if not self.transactional:
+            lines.append("-- (runs outside a transaction)")
+        if self.only_if:
+            lines.append(f"-- only if: {' '.join(self.only_if.split())}")
+        lines.append(self.sql.rstrip().rstrip(";") + ";")
+        return "\n".join(lines)
+
+
+@dataclass
+class ActionResult:
+    action: Action
+    ran: bool
+    rowcount: int
+    duration_s: float
+    attempts: int
+    lock_wait_s: float
+
+    def as_metadata(self) -> dict:
+        return {
+            "description": self.action.description,
+            "sql": self.action.sql,
+            "ran": self.ran,
+            "rows": self.rowcount,
+            "duration_s": round(self.duration_s, 4),
+            "attempts": self.attempts,
+            "lock_wait_s": round(self.lock_wait_s, 4),
+        }
+
+
+@dataclass
+class StepReport:
+    """What one step did: the runner fills it, the Dagster layer turns it into metadata."""
+
+    migration: str
+    step: str
+    direction: str
+    results: list[ActionResult] = field(default_factory=list)
+    skipped_reason: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def sql(self) -> str:
+        return "\n\n".join(r.action.render() for r in self.results if r.ran)
+
+    @property
+    def rows(self) -> int:
+        return sum(max(r.rowcount, 0) for r in self.results)
+
+    @property
+    def retries(self) -> int:
+        return sum(r.attempts - 1 for r in self.results)
+
+    @property
+    def lock_wait_s(self) -> float:
+        return sum(r.lock_wait_s for r in self.results)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(r.duration_s for r in self.results)

@@ -1,0 +1,141 @@
+"""Typed errors. Each names what is wrong and, where it can, the file and field, and what to do.
+
+Tests match on the error's type; the CLI prints `str(error)` as one line and maps the type to an
+exit code.
+"""
+
+from __future__ import annotations
+
+
+class MigrationError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 1
+
+    def one_line(self) -> str:
+        return " ".join(str(self).split())
+
+
+class SpecError(MigrationError):
+    """A migration file is malformed. Nothing has run."""
+
+    exit_code = 2
+
+    def __init__(self, file: str, field: str, message: str):
+        self.file = file
+        self.field = field
+        self.message = message
+        super().__init__(f"{file}: {field}: {message}")
+
+
+class UnsafeIdentifierError(SpecError):
+    """An identifier we refuse to put in SQL, even quoted."""
+
+
+class MigrationGraphError(MigrationError):
+    """depends_on forms a cycle, names a missing migration, or leaves two heads."""
+
+    exit_code = 2
+
+
+class UnknownMigrationError(MigrationError):
+    exit_code = 2
+
+    def __init__(self, name: str, known: list[str]):
+        self.name = name
+        super().__init__(
+            f"no migration named {name!r}; known: {', '.join(sorted(known)) or '(none)'}"
+        )
+
+
+class SchemaValidationError(MigrationError):
+    """The live schema does not allow an operation (missing table, column exists, ...)."""
+
+    exit_code = 2
+
+    def __init__(self, where: str, message: str):
+        self.where = where
+        super().__init__(f"{where}: {message}")
+
+
+class TableDoesNotExistError(SchemaValidationError):
+    def __init__(self, where: str, table: str):
+        self.table = table
+        super().__init__(where, f"table {table} does not exist")
+
+
+class ColumnDoesNotExistError(SchemaValidationError):
+    def __init__(self, where: str, table: str, column: str):
+        self.table, self.column = table, column
+        super().__init__(where, f"column {column!r} does not exist in table {table}")
+
+
+class ColumnAlreadyExistsError(SchemaValidationError):
+    def __init__(self, where: str, table: str, column: str):
+        self.table, self.column = table, column
+        super().__init__(where, f"column {column!r} already exists in table {table}")
+
+
+class TableAlreadyExistsError(SchemaValidationError):
+    def __init__(self, where: str, table: str):
+        self.table = table
+        super().__init__(where, f"table {table} already exists")
+
+
+class NoPrimaryKeyError(SchemaValidationError):
+    def __init__(self, where: str, table: str):
+        self.table = table
+        super().__init__(
+            where,
+            f"table {table} has no primary key or unique NOT NULL key; "
+            "add one before a batched backfill can address its rows",
+        )
+
+
+class DatabaseUnavailableError(MigrationError):
+    exit_code = 5
+
+    def __init__(self, url_for_display: str, cause: str):
+        super().__init__(
+            f"cannot connect to database {url_for_display}: {cause}; "
+            "check --database-url / MIGRATION_DAGS_DATABASE_URL and that the server is running"
+        )
+
+
+class MigrationLockedError(MigrationError):
+    """Another migration run holds the advisory lock on this database."""
+
+    exit_code = 6
+
+    def __init__(self, holder: str):
+        self.holder = holder
+        super().__init__(
+            f"another migration run holds the lock on this database ({holder}); "
+            "wait for it to finish, or stop it, then run again"
+        )
+
+
+class LockTimeoutExhaustedError(MigrationError):
+    exit_code = 7
+
+    def __init__(self, sql: str, attempts: int, lock_timeout_ms: int):
+        self.sql = sql
+        super().__init__(
+            f"could not take the lock for {sql.splitlines()[0][:80]!r} after {attempts} tries "
+            f"of {lock_timeout_ms} ms; a long transaction is holding the table: find it in "
+            "pg_stat_activity, then run again"
+        )
+
+
+class StepFailedError(MigrationError):
+    """A step failed; its own partial work has been undone."""
+
+    exit_code = 1
+
+
+class ValidationFailedError(MigrationError):
+    exit_code = 3
+
+
+class RollbackFailedError(MigrationError):
+    exit_code = 4

@@ -1,0 +1,195 @@
+"""add_column: a new column, filled for existing rows by its `up` expression and kept in step for
+live writes by a trigger until cutover.
+
+    - add_column:
+        table: users
+        column: {name: email_verified, type: boolean, default: 'false', nullable: false}
+        up: "created_at < now() - interval '30 days'"   # optional: SQL over the row's columns
+
+start adds the column nullable (instant: a constant default needs no rewrite), and, with `up`, a
+BEFORE INSERT OR UPDATE trigger that sets it from the row. backfill applies `up` to existing rows in
+key-range batches. complete makes it NOT NULL without a long lock (CHECK NOT VALID, VALIDATE, SET
+NOT NULL, drop the CHECK) and drops the trigger. rollback drops trigger, function and column.
+"""
+
+from __future__ import annotations
+
+from ..actions import Action
+from ..errors import ColumnAlreadyExistsError, SchemaValidationError, TableDoesNotExistError
+from ..fields import FieldReader
+from ..identifiers import TableName, quote, short_name
+from ..schema_model import ColumnModel, SchemaModel
+from .base import RANGE_PLACEHOLDER, BackfillTask, OpContext, Operation, ParityCheck
+from .triggers import drop_row_trigger, row_trigger
+
+
+class AddColumn(Operation):
+    kind = "add_column"
+
+    def read(self, reader: FieldReader) -> None:
+        self.table: TableName = reader.table()
+        col = reader.mapping("column")
+        self.column: str = col.identifier("name")
+        self.type_sql: str = col.type_sql()
+        self.default: str | None = col.sql("default", required=False)
+        self.nullable: bool = col.boolean("nullable", True)
+        col.finish()
+        self.up: str | None = reader.sql("up", required=False)
+        if not self.nullable and self.default is None and self.up is None:
+            raise reader.error(
+                "column.nullable",
+                "a NOT NULL column needs a default or an up expression to fill existing rows",
+            )
+
+    def tables(self) -> set[TableName]:
+        return {self.table}
+
+    @property
+    def _col(self) -> str:
+        return quote(self.column)
+
+    @property
+    def _trigger(self) -> str:
+        return short_name("mdg", self.table.schema, self.table.name, self.column, "up")
+
+    @property
+    def _not_null_check(self) -> str:
+        return short_name("mdg", self.table.name, self.column, "not_null")
+
+    def validate(self, model: SchemaModel) -> None:
+        table = model.table(self.table)
+        if table is None:
+            raise TableDoesNotExistError(self.where, str(self.table))
+        if self.column in table.columns:
+            raise ColumnAlreadyExistsError(self.where, str(self.table), self.column)
+        if self.up is not None and not table.primary_key:
+            raise SchemaValidationError(
+                self.where,
+                f"table {self.table} has no primary key or unique NOT NULL key, needed to backfill "
+                f"{self.column!r} in batches",
+            )
+
+    def apply(self, model: SchemaModel) -> None:
+        model.tables[self.table].columns[self.column] = ColumnModel(
+            self.column, self.type_sql, self.nullable, self.default
+        )
+
+    def start(self, ctx: OpContext) -> list[Action]:
+        default = f" DEFAULT {self.default}" if self.default is not None else ""
+        actions = [
+            Action(
+                f"add column {self.column} to {self.table} (nullable until cutover)",
+                f"ALTER TABLE {self.table.sql} ADD COLUMN IF NOT EXISTS {self._col} {self.type_sql}{default}",
+            )
+        ]
+        if self.up is not None:
+            actions += row_trigger(
+                self.table,
+                self._trigger,
+                f"NEW.{self._col} := ({self.up});",
+                self._source_columns(ctx),
+                f"keep {self.column} in step with live writes",
+            )
+        return actions
+
+    def _source_columns(self, ctx: OpContext) -> list[str]:
+        return [c for c in ctx.columns.get(self.table, []) if c != self.column]
+
+    def rollback(self, ctx: OpContext) -> list[Action]:
+        actions = drop_row_trigger(self.table, self._trigger) if self.up is not None else []
+        return actions + [
+            Action(
+                f"drop column {self.column} from {self.table}",
+                f"ALTER TABLE {self.table.sql} DROP COLUMN IF EXISTS {self._col}",
+            )
+        ]
+
+    def backfill(self, ctx: OpContext) -> BackfillTask | None:
+        if self.up is None:
+            return None
+        pending = f"{self._col} IS DISTINCT FROM ({self.up})"
+        return BackfillTask(
+            f"fill {self.table}.{self.column} from its up expression",
+            self.table,
+            f"UPDATE {self.table.sql} SET {self._col} = ({self.up}) "
+            f"WHERE {RANGE_PLACEHOLDER} AND {pending}",
+            pending,
+        )
+
+    def complete(self, ctx: OpContext) -> list[Action]:
+        actions: list[Action] = []
+        if self.up is not None:
+            actions += drop_row_trigger(self.table, self._trigger)
+        if not self.nullable:
+            actions += not_null_actions(self.table, self.column, self._not_null_check)
+        return actions
+
+    def uncomplete(self, ctx: OpContext) -> list[Action]:
+        actions: list[Action] = []
+        if not self.nullable:
+            actions.append(
+                Action(
+                    f"make {self.column} nullable again",
+                    f"ALTER TABLE {self.table.sql} ALTER COLUMN {self._col} DROP NOT NULL",
+                )
+            )
+        if self.up is not None:
+            actions += self.start(ctx)[1:]
+        return actions
+
+    def checks(self, ctx: OpContext) -> list[ParityCheck]:
+        checks = []
+        key = ctx.key_of(self.table)
+        sample_cols = ", ".join(quote(k) for k in key) if key else "ctid"
+        if self.up is not None:
+            bad = f"{self._col} IS DISTINCT FROM ({self.up})"
+            checks.append(
+                ParityCheck(
+                    f"{self.table.name}.{self.column}.equals_up",
+                    f"every {self.column} equals its up expression",
+                    f"SELECT count(*) FROM {self.table.sql} WHERE {bad}",
+                    f"SELECT ({sample_cols})::text FROM {self.table.sql} WHERE {bad} LIMIT 20",
+                )
+            )
+        if not self.nullable:
+            checks.append(
+                ParityCheck(
+                    f"{self.table.name}.{self.column}.not_null",
+                    f"no NULL in {self.column}",
+                    f"SELECT count(*) FROM {self.table.sql} WHERE {self._col} IS NULL",
+                    f"SELECT ({sample_cols})::text FROM {self.table.sql} WHERE {self._col} IS NULL LIMIT 20",
+                )
+            )
+        return checks
+
+
+def not_null_actions(table: TableName, column: str, check_name: str) -> list[Action]:
+    """SET NOT NULL without scanning under an exclusive lock: PostgreSQL 12+ skips the scan when a
+    validated CHECK (col IS NOT NULL) exists."""
+    col, chk = quote(column), quote(check_name)
+    return [
+        Action(
+            f"add NOT NULL check on {column} (NOT VALID: no scan, brief lock)",
+            f"ALTER TABLE {table.sql} ADD CONSTRAINT {chk} CHECK ({col} IS NOT NULL) NOT VALID",
+            only_if=f"SELECT NOT ({_constraint_exists(table, check_name)})",
+        ),
+        Action(
+            f"validate NOT NULL check on {column} (scans without blocking writes)",
+            f"ALTER TABLE {table.sql} VALIDATE CONSTRAINT {chk}",
+            only_if=_constraint_exists(table, check_name),
+        ),
+        Action(
+            f"set {column} NOT NULL (uses the validated check, no scan)",
+            f"ALTER TABLE {table.sql} ALTER COLUMN {col} SET NOT NULL",
+        ),
+        Action(
+            f"drop the helper check on {column}",
+            f"ALTER TABLE {table.sql} DROP CONSTRAINT IF EXISTS {chk}",
+        ),
+    ]
+
+
+def _constraint_exists(table: TableName, name: str) -> str:
+    from .base import constraint_exists_sql
+
+    return constraint_exists_sql(table, name)

@@ -1,0 +1,149 @@
+"""The operation contract every operation type implements (pgroll's verbs, our five steps).
+
+An operation is data read from a migration file. It never runs SQL: each verb returns actions.
+
+    validate(model)   against the schema as earlier operations leave it; raises, changes nothing
+    apply(model)      updates the model as start+complete would
+    start(ctx)        expand: new columns, triggers, NOT VALID constraints, concurrent indexes
+    rollback(ctx)     undo of start; idempotent (IF EXISTS), safe on a half-done start
+    backfill(ctx)     a BackfillTask over key ranges, or None
+    unbackfill(ctx)   undo of the backfill's data change (restores from the backup)
+    complete(ctx)     contract: the switch that makes the new shape the only one
+    uncomplete(ctx)   undo of complete (restores dropped data from the backup)
+    checks(ctx)       parity checks for the validation step: SQL counting offending rows
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..actions import Action
+from ..fields import FieldReader
+from ..identifiers import TableName, quote
+from ..schema_model import SchemaModel
+
+RANGE_PLACEHOLDER = "/*migration_dags:key_range*/TRUE"
+
+
+@dataclass(frozen=True)
+class OpContext:
+    """What the verbs need to know beyond their own fields, filled by the engine."""
+
+    migration: str
+    # source table -> its backup copy (only for tables that existed before the migration)
+    backups: dict[TableName, TableName] = field(default_factory=dict)
+    # table -> key columns used for batches and for restoring rows from a backup
+    keys: dict[TableName, list[str]] = field(default_factory=dict)
+    # table -> its column names as the schema model holds them (for triggers over the row)
+    columns: dict[TableName, list[str]] = field(default_factory=dict)
+
+    def key_of(self, table: TableName) -> list[str]:
+        return self.keys.get(table, [])
+
+
+@dataclass(frozen=True)
+class BackfillTask:
+    """A statement run once per key-range batch of `range_table`.
+
+    `statement` contains RANGE_PLACEHOLDER where the batch's key predicate goes; it must be
+    idempotent (an UPDATE that only touches rows still to change, an INSERT ... ON CONFLICT DO
+    NOTHING), so a batch re-run after a crash changes nothing twice.
+    """
+
+    description: str
+    range_table: TableName
+    statement: str
+    # rows of range_table still to do (NULL-safe); used by resume and by the parity check
+    pending_predicate: str = "TRUE"
+
+    def for_range(self, range_sql: str) -> str:
+        return self.statement.replace(RANGE_PLACEHOLDER, f"({range_sql})")
+
+
+@dataclass(frozen=True)
+class ParityCheck:
+    """Blocking check: `count_sql` returns the number of offending rows (0 passes)."""
+
+    name: str
+    description: str
+    count_sql: str
+    sample_sql: str | None = None  # up to 20 offending keys, as text
+
+
+class Operation:
+    kind: ClassVar[str] = ""
+
+    def __init__(self, reader: FieldReader, index: int):
+        self.index = index
+        self.where = f"{reader.file}: operations[{index}].{self.kind}"
+        self.file = reader.file
+        self.read(reader)
+        reader.finish()
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self, reader: FieldReader) -> None:
+        raise NotImplementedError
+
+    def tables(self) -> set[TableName]:
+        """Tables this operation changes (backed up before the migration when they exist)."""
+        raise NotImplementedError
+
+    def created_tables(self) -> set[TableName]:
+        return set()
+
+    # -- verbs -------------------------------------------------------------------------------
+    def validate(self, model: SchemaModel) -> None:
+        raise NotImplementedError
+
+    def apply(self, model: SchemaModel) -> None:
+        raise NotImplementedError
+
+    def start(self, ctx: OpContext) -> list[Action]:
+        return []
+
+    def rollback(self, ctx: OpContext) -> list[Action]:
+        return []
+
+    def backfill(self, ctx: OpContext) -> BackfillTask | None:
+        return None
+
+    def unbackfill(self, ctx: OpContext) -> list[Action]:
+        return []
+
+    def complete(self, ctx: OpContext) -> list[Action]:
+        return []
+
+    def uncomplete(self, ctx: OpContext) -> list[Action]:
+        return []
+
+    def checks(self, ctx: OpContext) -> list[ParityCheck]:
+        return []
+
+    def summary(self) -> str:
+        return self.kind
+
+
+# -- helpers shared by several operations ----------------------------------------------------
+def column_exists_sql(table: TableName, column: str) -> str:
+    return (
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass("
+        f"{table.regclass_literal}) AND attname = {_lit(column)} AND attnum > 0 AND NOT attisdropped)"
+    )
+
+
+def constraint_exists_sql(table: TableName, name: str) -> str:
+    return (
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass("
+        f"{table.regclass_literal}) AND conname = {_lit(name)})"
+    )
+
+
+def key_match(keys: list[str], left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in keys)
+
+
+def _lit(value: str) -> str:
+    from ..identifiers import literal
+
+    return literal(value)

@@ -1,0 +1,126 @@
+"""A small in-memory model of the tables a migration touches, read from the live catalog.
+
+Operations validate against it in order and then apply their change to it, so the third operation
+of a migration is checked against the schema the first two will have made (pgroll does the same).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+
+from .identifiers import TableName
+
+
+@dataclass
+class ColumnModel:
+    name: str
+    type_sql: str
+    nullable: bool
+    default_sql: str | None
+
+
+@dataclass
+class TableModel:
+    name: TableName
+    columns: dict[str, ColumnModel] = field(default_factory=dict)
+    primary_key: list[str] = field(default_factory=list)
+    indexes: set[str] = field(default_factory=set)
+    constraints: set[str] = field(default_factory=set)
+    # column -> names of views that read it (dropping or retyping it would break them)
+    dependent_views: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class SchemaModel:
+    tables: dict[TableName, TableModel] = field(default_factory=dict)
+    # index and constraint names are per schema in PostgreSQL
+    relations: set[tuple[str, str]] = field(default_factory=set)
+
+    def table(self, name: TableName) -> TableModel | None:
+        return self.tables.get(name)
+
+
+def read_schema(conn: psycopg.Connection, names: set[TableName]) -> SchemaModel:
+    model = SchemaModel()
+    for name in sorted(names):
+        table = _read_table(conn, name)
+        if table is not None:
+            model.tables[name] = table
+    schemas = sorted({n.schema for n in names})
+    if schemas:
+        rows = conn.execute(
+            """SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = ANY(%s)
+               UNION ALL
+               SELECT n.nspname, co.conname FROM pg_constraint co
+               JOIN pg_namespace n ON n.oid = co.connamespace WHERE n.nspname = ANY(%s)""",
+            (schemas, schemas),
+        ).fetchall()
+        model.relations = {(s, r) for s, r in rows}
+    return model
+
+
+def _read_table(conn: psycopg.Connection, name: TableName) -> TableModel | None:
+    row = conn.execute(
+        """SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')""",
+        (name.schema, name.name),
+    ).fetchone()
+    if row is None:
+        return None
+    oid = row[0]
+    table = TableModel(name)
+    for col, typ, notnull, default in conn.execute(
+        """SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                  pg_get_expr(d.adbin, d.adrelid)
+           FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+           WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum""",
+        (oid,),
+    ):
+        table.columns[col] = ColumnModel(col, typ, not notnull, default)
+    table.primary_key = primary_key_columns(conn, name)
+    table.indexes = {
+        r[0]
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s",
+            (oid,),
+        )
+    }
+    table.constraints = {
+        r[0] for r in conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = %s", (oid,))
+    }
+    for col, view in conn.execute(
+        """SELECT DISTINCT a.attname, vn.nspname || '.' || v.relname
+           FROM pg_depend d
+           JOIN pg_rewrite r ON r.oid = d.objid
+           JOIN pg_class v ON v.oid = r.ev_class AND v.oid <> d.refobjid
+           JOIN pg_namespace vn ON vn.oid = v.relnamespace
+           JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+           WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %s AND d.refobjsubid > 0""",
+        (oid,),
+    ):
+        table.dependent_views.setdefault(col, []).append(view)
+    return table
+
+
+def primary_key_columns(conn: psycopg.Connection, name: TableName) -> list[str]:
+    """The primary key, else the first unique index whose columns are all NOT NULL; [] if none."""
+    rows = conn.execute(
+        """SELECT i.indisprimary, array_agg(a.attname ORDER BY k.ord) AS cols,
+                  bool_and(a.attnotnull) AS all_not_null
+           FROM pg_index i
+           JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+           WHERE n.nspname = %s AND c.relname = %s AND i.indisunique AND i.indisvalid
+             AND i.indpred IS NULL AND i.indexprs IS NULL
+           GROUP BY i.indexrelid, i.indisprimary
+           ORDER BY i.indisprimary DESC, i.indexrelid""",
+        (name.schema, name.name),
+    ).fetchall()
+    for is_primary, cols, all_not_null in rows:
+        if is_primary or all_not_null:
+            return list(cols)
+    return []
