@@ -1,0 +1,73 @@
+"""Where things are: the migrations folder, the target database, Dagster's home.
+
+Each is resolved from an explicit argument, then an environment variable, then a default, and
+nothing is read at import time (no hidden global state):
+
+    migrations folder   --migrations-dir, MIGRATION_DAGS_MIGRATIONS_DIR, ./assets
+    database URL        --database-url, MIGRATION_DAGS_DATABASE_URL, else the embedded server
+    DAGSTER_HOME        DAGSTER_HOME, else ./.dagster_home
+    embedded data dir   MIGRATION_DAGS_EMBEDDED_DIR, else ./.migration_dags/pgdata
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MIGRATIONS_DIR_ENV = "MIGRATION_DAGS_MIGRATIONS_DIR"
+DATABASE_URL_ENV = "MIGRATION_DAGS_DATABASE_URL"
+EMBEDDED_DIR_ENV = "MIGRATION_DAGS_EMBEDDED_DIR"
+EXPECTATIONS_DIR_ENV = "MIGRATION_DAGS_EXPECTATIONS_DIR"
+
+
+def project_root() -> Path:
+    """The folder holding assets/ and expectations/: the current folder, or this checkout."""
+    cwd = Path.cwd()
+    if (cwd / "assets").is_dir():
+        return cwd
+    return Path(__file__).resolve().parent.parent
+
+
+def migrations_dir(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(MIGRATIONS_DIR_ENV):
+        return Path(os.environ[MIGRATIONS_DIR_ENV])
+    return project_root() / "assets"
+
+
+def expectations_dir(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(EXPECTATIONS_DIR_ENV):
+        return Path(os.environ[EXPECTATIONS_DIR_ENV])
+    return project_root() / "expectations"
+
+
+def configured_database_url(explicit: str | None = None, env_var: str | None = None) -> str | None:
+    """The URL the user configured, or None (meaning: use the embedded server)."""
+    if explicit:
+        return explicit
+    if env_var and os.environ.get(env_var):
+        return os.environ[env_var]
+    return os.environ.get(DATABASE_URL_ENV) or None
+
+
+def database_url(explicit: str | None = None, env_var: str | None = None) -> str:
+    url = configured_database_url(explicit, env_var)
+    if url:
+        return url
+    from .embedded import embedded_database_url
+
+    return embedded_database_url()
+
+
+def dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or (project_root() / ".dagster_home"))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home.resolve())
+    return home
+
+
+def embedded_dir() -> Path:
+    return Path(os.environ.get(EMBEDDED_DIR_ENV) or (project_root() / ".migration_dags" / "pgdata"))
