@@ -199,6 +199,11 @@ class MigrationEngine:
 
     def _backup_up(self) -> StepReport:
         name = self.migration.name
+        with self.connection("validate") as conn:
+            # Bad input changes nothing: validate before the lock and the state tables exist.
+            has_state = state.state_exists(conn)
+            if not (has_state and state.is_applied(conn, name, "backup")):
+                self.validate(conn)
         with self.locked("backup") as conn:
             if state.is_applied(conn, name, "backup"):
                 return self._skip("backup", "up", "already applied")

@@ -17,7 +17,7 @@ class FieldReader:
         self.file = file
         self.path = path
         if not isinstance(data, dict):
-            raise SpecError(file, path, f"must be a mapping, got {_kind(data)}")
+            raise SpecError(file, path or "(top level)", f"must be a mapping, got {_kind(data)}")
         self.data = data
         self._read: set[str] = set()
 

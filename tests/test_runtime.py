@@ -1,0 +1,48 @@
+"""The advisory lock serialises migration runs; a dead database is one clear line."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from migration_dags.errors import DatabaseUnavailableError, MigrationLockedError
+from migration_dags.runtime import ADVISORY_LOCK_KEY, connect, display_url, libpq_url, migration_lock
+
+
+def test_second_run_fails_fast_naming_the_holder(database_url):
+    holder = connect(database_url, "migration-dags demo backup run abcd1234")
+    with migration_lock(holder):
+        other = connect(database_url)
+        with pytest.raises(MigrationLockedError) as info:
+            with migration_lock(other):
+                pass
+        assert "migration-dags demo backup run abcd1234" in str(info.value)
+        other.close()
+    # released: a later run gets it
+    again = connect(database_url)
+    with migration_lock(again):
+        pass
+    again.close()
+    holder.close()
+
+
+def test_lock_is_released_when_the_holder_dies(database_url):
+    holder = psycopg.connect(database_url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+    holder.close()
+    conn = connect(database_url)
+    with migration_lock(conn):
+        pass
+    conn.close()
+
+
+def test_dead_database_is_one_line_without_password():
+    with pytest.raises(DatabaseUnavailableError) as info:
+        connect("postgresql://postgres:secret@127.0.0.1:1/nothing")
+    text = str(info.value)
+    assert "\n" not in text and "secret" not in text and "127.0.0.1:1" in text
+
+
+def test_sqlalchemy_urls_are_accepted():
+    assert libpq_url("postgresql+psycopg://u@h/db") == "postgresql://u@h/db"
+    assert display_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
