@@ -1,19 +1,28 @@
-"""Batched, resumable backfill over primary-key ranges (keyset pagination, any orderable key).
+"""Batched, resumable, throttled backfill over primary-key ranges (keyset pagination, any key).
 
 Layout: a backfill task's table is cut into key-range partitions of about `partition_rows` rows
-(these become Dagster dynamic partitions); each partition is processed in batches of `batch_size`
-keys.  Each batch is one transaction that runs the task's statement for the keys in
-(position, batch_upper] *and* moves the partition's saved position, so a crash at any moment
-resumes exactly where the last committed batch ended, and a re-run batch changes nothing twice
-(the statements are idempotent).  The first partition has no lower bound and the last no upper
-bound, so rows inserted at either end during the backfill are covered (the trigger covers them too).
+(these become Dagster dynamic partitions); each partition is processed in batches of up to
+`batch_size` keys.  Each batch is one transaction that runs the task's statement for the keys in
+(position, batch_end] *and* moves the partition's saved position, so a kill at any moment resumes
+exactly where the last committed batch ended, and a re-run batch changes nothing twice (the
+statements are idempotent).  The first partition has no lower bound and the last no upper bound,
+so rows inserted at either end during the backfill are covered (the trigger covers them too).
+
+Keys: the primary key, else a unique NOT NULL key, of any orderable type, composite too; bounds
+are compared as ROW(...) values, so the btree on the key serves every range, and they are stored
+as text (JSON arrays) and cast back to the key's types.  Every key query names the table's columns
+through an alias: `SELECT t.id::text ... ORDER BY t.id` orders by the key, not by its text.
+
+Speed: batches commit with synchronous_commit off (a batch lost in a server crash is lost
+together with its saved position, and simply runs again).  Planning steps through the key's index
+(OFFSET within a key range) instead of numbering every row.  Zero downtime: see throttle.py.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import psycopg
@@ -22,8 +31,13 @@ from psycopg import errors as pg_errors
 from .errors import NoPrimaryKeyError
 from .identifiers import TableName, literal, quote
 from .operations.base import BackfillTask
+from .runtime import MARK_TOOL_WRITE
 from .schema_model import primary_key_columns
 from .state import STATE_SCHEMA
+from .throttle import BatchWatch, Pause, Throttle, ThrottleSettings, as_throttle
+
+# Alias of the table in every key query we build.
+_T = "mdg_t"
 
 
 @dataclass(frozen=True)
@@ -31,43 +45,51 @@ class KeySpec:
     columns: list[str]
     types: list[str]
 
+    def cols(self, alias: str | None = None) -> list[str]:
+        prefix = f"{alias}." if alias else ""
+        return [prefix + quote(c) for c in self.columns]
+
     @property
     def row_sql(self) -> str:
-        return "ROW(" + ", ".join(quote(c) for c in self.columns) + ")"
+        return "ROW(" + ", ".join(self.cols()) + ")"
 
     @property
     def order_sql(self) -> str:
-        return ", ".join(quote(c) for c in self.columns)
+        return ", ".join(self.cols())
 
     @property
     def text_sql(self) -> str:
-        return ", ".join(f"{quote(c)}::text" for c in self.columns)
+        return ", ".join(f"{c}::text" for c in self.cols())
 
     def value_sql(self, values: list[str]) -> str:
         return "ROW(" + ", ".join(f"{literal(v)}::{t}" for v, t in zip(values, self.types)) + ")"
 
-    def range_sql(self, lower: list[str] | None, upper: list[str] | None) -> str:
+    def range_sql(
+        self, lower: list[str] | None, upper: list[str] | None, alias: str | None = None
+    ) -> str:
+        """(lower, upper] as a predicate on the key; None is unbounded."""
+        row = "ROW(" + ", ".join(self.cols(alias)) + ")"
         parts = []
         if lower is not None:
-            parts.append(f"{self.row_sql} > {self.value_sql(lower)}")
+            parts.append(f"{row} > {self.value_sql(lower)}")
         if upper is not None:
-            parts.append(f"{self.row_sql} <= {self.value_sql(upper)}")
+            parts.append(f"{row} <= {self.value_sql(upper)}")
         return " AND ".join(parts) or "TRUE"
 
 
 def key_spec(conn: psycopg.Connection, table: TableName, where: str = "") -> KeySpec:
+    """The key batches address rows by; NoPrimaryKeyError when the table has none."""
     columns = primary_key_columns(conn, table)
     if not columns:
         raise NoPrimaryKeyError(where or str(table), str(table))
-    types = []
-    for c in columns:
-        types.append(
-            conn.execute(
-                """SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-                   WHERE attrelid = to_regclass(%s) AND attname = %s""",
-                (table.sql, c),
-            ).fetchone()[0]
-        )
+    types = [
+        conn.execute(
+            """SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+               WHERE attrelid = to_regclass(%s) AND attname = %s""",
+            (table.sql, c),
+        ).fetchone()[0]
+        for c in columns
+    ]
     return KeySpec(columns, types)
 
 
@@ -78,7 +100,10 @@ def partition_key(task_index: int, index: int) -> str:
 def plan_partitions(
     conn: psycopg.Connection, migration: str, tasks: list[BackfillTask], partition_rows: int
 ) -> list[str]:
-    """Cut each task's table into key ranges and record them (idempotent: kept if present)."""
+    """Cut each task's table into key ranges and record them (idempotent: kept if present).
+
+    Steps through the key's index `partition_rows` keys at a time: one index-only pass, no sort.
+    """
     existing = conn.execute(
         f"SELECT partition_key FROM {STATE_SCHEMA}.backfill_ranges WHERE migration = %s ORDER BY 1",
         (migration,),
@@ -89,16 +114,21 @@ def plan_partitions(
     with conn.transaction():
         for t_index, task in enumerate(tasks):
             spec = key_spec(conn, task.range_table)
-            bounds = [
-                list(r)
-                for r in conn.execute(
-                    f"""SELECT {', '.join(quote(c) + '::text' for c in spec.columns)} FROM (
-                          SELECT {spec.order_sql}, row_number() OVER (ORDER BY {spec.order_sql}) AS rn
-                          FROM {task.range_table.sql}) s
-                        WHERE rn % {int(partition_rows)} = 0 ORDER BY {spec.order_sql}"""
-                )
-            ]
-            edges: list[list[str] | None] = [None, *bounds, None]
+            edges: list[list[str] | None] = [None]
+            while True:
+                row = conn.execute(
+                    f"SELECT {_text_cols(spec)} "
+                    f"FROM {task.range_table.sql} AS {_T} "
+                    f"WHERE {spec.range_sql(edges[-1], None, _T)} "
+                    f"ORDER BY {', '.join(spec.cols(_T))} OFFSET {int(partition_rows) - 1} LIMIT 1"
+                ).fetchone()
+                if row is None:
+                    break
+                edges.append(list(row))
+            edges.append(None)
+            if len(edges) > 2 and _is_last_key(conn, task.range_table, spec, edges[-2]):
+                # the last bound is the table's last key: no empty partition after it
+                edges.pop(-2)
             for i in range(len(edges) - 1):
                 key = partition_key(t_index, i)
                 conn.execute(
@@ -111,17 +141,96 @@ def plan_partitions(
     return keys
 
 
+def _text_cols(spec: KeySpec, alias: str = _T) -> str:
+    return ", ".join(f"{c}::text" for c in spec.cols(alias))
+
+
+def _is_last_key(conn: psycopg.Connection, table: TableName, spec: KeySpec, key: list[str]) -> bool:
+    return conn.execute(
+        f"SELECT NOT EXISTS (SELECT 1 FROM {table.sql} AS {_T} WHERE {spec.range_sql(key, None, _T)})"
+    ).fetchone()[0]
+
+
 def _json(value: list[str] | None) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+def _as_list(value) -> list[str] | None:
+    if value is None:
+        return None
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
+# -- progress ----------------------------------------------------------------------------------
 @dataclass
 class BatchProgress:
+    """Sent to `on_batch` after every committed batch (and while paused).
+
+    `rows` counts rows this run changed; `rows_done`/`rows_total` count keys of the partition
+    passed so far / in all (an exact count taken when the run started, plus rows inserted since);
+    `table_rows_done`/`table_rows_total` the same over the task's whole table (estimates: other
+    partitions count the rows they changed, the total comes from the backup's row count or the
+    planner's statistics).
+    """
+
     partition: str
     rows: int
     batches: int
     elapsed_s: float
     done: bool
+    rows_done: int = 0
+    rows_total: int = 0
+    rows_per_s: float = 0.0
+    eta_s: float | None = None
+    batch_size: int = 0
+    batch_ms: float = 0.0
+    paused_s: float = 0.0
+    pause_reason: str = ""
+    retries: int = 0
+    table: str = ""
+    table_rows_done: int = 0
+    table_rows_total: int = 0
+    table_eta_s: float | None = None
+
+    def as_metadata(self) -> dict:
+        return {
+            "partition": self.partition, "rows_changed": self.rows, "batches": self.batches,
+            "rows_done": self.rows_done, "rows_total_estimate": self.rows_total,
+            "rows_per_s": round(self.rows_per_s, 1),
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+            "batch_size": self.batch_size, "batch_ms": round(self.batch_ms, 1),
+            "paused_s": round(self.paused_s, 3), "pause_reason": self.pause_reason,
+            "retries": self.retries, "table": self.table,
+            "table_rows_done": self.table_rows_done,
+            "table_rows_total_estimate": self.table_rows_total,
+            "table_eta_s": None if self.table_eta_s is None else round(self.table_eta_s, 1),
+            "elapsed_s": round(self.elapsed_s, 3), "done": self.done,
+        }
+
+
+def progress_line(p: BatchProgress) -> str:
+    """One log line: what the CLI prints per batch."""
+    eta = "" if p.eta_s is None else f", ETA {_duration(p.eta_s)}"
+    table = ""
+    if p.table_rows_total:
+        pct = 100.0 * min(p.table_rows_done, p.table_rows_total) / p.table_rows_total
+        t_eta = "" if p.table_eta_s is None else f", ETA {_duration(p.table_eta_s)}"
+        table = f"; {p.table} ~{pct:.0f}% ({p.table_rows_done:,}/~{p.table_rows_total:,}{t_eta})"
+    paused = f"; paused {p.paused_s:.1f}s: {p.pause_reason}" if p.pause_reason else ""
+    return (
+        f"backfill {p.partition}: {p.rows_done:,}/~{p.rows_total:,} rows, {p.rows:,} changed, "
+        f"{p.rows_per_s:,.0f} rows/s, batch {p.batch_size:,} in {p.batch_ms:.0f} ms{eta}"
+        f"{table}{paused}{' (done)' if p.done else ''}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
 
 @dataclass
@@ -133,19 +242,44 @@ class PartitionResult:
     retries: int
     already_done: bool = False
     sample_sql: str = ""
+    rows_scanned: int = 0
+    paused_s: float = 0.0
+    pauses: dict[str, float] = field(default_factory=dict)
+    cancelled_batches: int = 0
 
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-Throttle = Callable[[psycopg.Connection], None]
+def progress_logger(log: Callable[[str], None], every_s: float = 2.0) -> Callable[[BatchProgress], None]:
+    """An on_batch that logs a progress_line at most every `every_s`, and always the last one
+    and every pause."""
+    last = [0.0]
+
+    def on_batch(p: BatchProgress) -> None:
+        now = time.monotonic()
+        if p.done or p.pause_reason or now - last[0] >= every_s:
+            last[0] = now
+            log(progress_line(p))
+
+    return on_batch
+
+
+def throttle_for(settings: object, database_url: str | None) -> Throttle:
+    """The throttle a migration's `settings:` ask for, watching batches from `database_url`."""
+    return Throttle(ThrottleSettings.from_settings(settings), database_url)
+
+
+# Kept for callers that pass a plain function: called before every batch.
+PlainThrottle = Callable[[psycopg.Connection], None]
 
 
 def no_throttle(conn: psycopg.Connection) -> None:
     return None
 
 
+# -- running one partition ------------------------------------------------------------------------
 def run_partition(
     conn: psycopg.Connection,
     migration: str,
@@ -153,74 +287,206 @@ def run_partition(
     tasks: list[BackfillTask],
     batch_size: int,
     lock_timeout_ms: int = 500,
-    throttle: Throttle = no_throttle,
+    throttle: Throttle | PlainThrottle | None = None,
     on_batch: Callable[[BatchProgress], None] | None = None,
 ) -> PartitionResult:
+    """Run the partition's remaining batches; returns at once when it is already done.
+
+    `throttle` (throttle.Throttle) decides pauses between batches and may cancel and shrink a
+    batch clients wait on; `batch_size` is the largest batch.  `on_batch` receives a
+    BatchProgress after every committed batch and now and then while paused.
+    """
     row = conn.execute(
-        f"""SELECT task_index, lower_key, upper_key, position_key, rows_done, done
+        f"""SELECT task_index, lower_key, upper_key, position_key, done
             FROM {STATE_SCHEMA}.backfill_ranges WHERE migration = %s AND partition_key = %s""",
         (migration, partition),
     ).fetchone()
     if row is None:
         raise KeyError(f"partition {partition!r} of migration {migration!r} is not planned")
-    t_index, lower, upper, position, rows_done, done = row
-    started = time.monotonic()
+    t_index, lower, upper, position, done = row
     if done:
         return PartitionResult(partition, 0, 0, 0.0, 0, already_done=True)
+    started = time.monotonic()
+    lower, upper = _as_list(lower), _as_list(upper)
+    position = _as_list(position) if position is not None else lower
     task = tasks[t_index]
     spec = key_spec(conn, task.range_table)
-    position = position if position is not None else lower
-    rows = batches = retries = 0
-    sample = ""
-    while True:
-        throttle(conn)
-        next_upper = _batch_upper(conn, task.range_table, spec, position, upper, batch_size)
-        last = next_upper is None
-        batch_upper = upper if last else next_upper
-        statement = task.for_range(spec.range_sql(position, batch_upper))
-        sample = sample or statement
+    gate = as_throttle(throttle)
+    progress = _Progress(conn, migration, partition, task, spec, lower, upper, position, on_batch)
+    result = PartitionResult(partition, 0, 0, 0.0, 0)
+    top = max(1, int(batch_size))
+    size = gate.first_size(top)
+    last_batch_s, after_cancel = 0.0, False
+    try:
         while True:
+            pause = gate.before_batch(
+                conn, last_batch_s, after_cancel,
+                report=lambda p: progress.report(result, started, size, 0.0, False, p))
+            result.paused_s += pause.seconds
+            for kind, secs in pause.by_reason.items():
+                result.pauses[kind] = result.pauses.get(kind, 0.0) + secs
+            end, count, more = _batch_end(conn, task.range_table, spec, position, upper, size)
+            last = not more
+            batch_end = upper if last else end
+            statement = task.for_range(spec.range_sql(position, batch_end))
+            result.sample_sql = result.sample_sql or statement
+            batch_started = time.monotonic()
+            changed, seen, retries = _commit_batch(
+                conn, gate, statement, lock_timeout_ms, migration, partition, batch_end, last)
+            last_batch_s = time.monotonic() - batch_started
+            result.retries += retries
+            used = size
+            size = gate.next_size(size, 0 if changed is None else count, last_batch_s, seen, top)
+            after_cancel = changed is None
+            if after_cancel:
+                # a client waited on the batch too long: it was rolled back; retry it smaller
+                result.cancelled_batches += 1
+                continue
+            result.rows += changed
+            result.batches += 1
+            progress.advance(None if last else count)
+            position = batch_end
+            progress.report(result, started, used, last_batch_s * 1000, last, pause)
+            if last:
+                break
+
+    finally:
+        gate.close()  # the watcher's connection; reopened when needed
+    result.elapsed_s = time.monotonic() - started
+    result.rows_scanned = progress.done - progress.done_at_start
+    return result
+
+
+def _commit_batch(
+    conn: psycopg.Connection, gate: Throttle, statement: str, lock_timeout_ms: int,
+    migration: str, partition: str, batch_end: list[str] | None, last: bool,
+) -> tuple[int | None, BatchWatch, int]:
+    """Run one batch and move the saved position, in one transaction.
+
+    Returns (rows changed, what the watcher saw, lock retries); rows changed is None when the
+    throttle cancelled the batch because clients waited on it.  Lock timeouts and deadlocks are
+    retried with backoff: our batch gives way, never the client.
+    """
+    retries = 0
+    while True:
+        with gate.watch(conn) as seen:
             try:
                 with conn.transaction():
                     conn.execute("SET LOCAL synchronous_commit = off")
+                    conn.execute(MARK_TOOL_WRITE)
                     conn.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-                    changed = conn.execute(statement).rowcount
+                    changed = max(conn.execute(statement).rowcount, 0)
                     conn.execute(
                         f"""UPDATE {STATE_SCHEMA}.backfill_ranges SET position_key = %s,
                               rows_done = rows_done + %s, done = %s, updated_at = now()
                             WHERE migration = %s AND partition_key = %s""",
-                        (_json(batch_upper), max(changed, 0), last, migration, partition),
+                        (_json(batch_end), changed, last, migration, partition),
                     )
-                break
+                return changed, seen, retries
+            except pg_errors.QueryCanceled:
+                if not seen.cancelled:
+                    raise  # statement_timeout, or someone else's cancel: not ours to hide
+                return None, seen, retries
             except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
                     pg_errors.SerializationFailure):
                 retries += 1
-                time.sleep(min(0.05 * 2 ** min(retries, 6), 2.0))
-        rows += max(changed, 0)
-        batches += 1
-        position = batch_upper
-        if on_batch:
-            on_batch(BatchProgress(partition, rows, batches, time.monotonic() - started, last))
-        if last:
-            break
-    return PartitionResult(partition, rows, batches, time.monotonic() - started, retries,
-                           sample_sql=sample)
+        time.sleep(min(0.05 * 2 ** min(retries, 6), 2.0))
 
 
-def _batch_upper(
+def _batch_end(
     conn: psycopg.Connection, table: TableName, spec: KeySpec,
     position: list[str] | None, upper: list[str] | None, batch_size: int,
-) -> list[str] | None:
-    """The key ending the next batch, or None when fewer than batch_size keys remain."""
+) -> tuple[list[str] | None, int, bool]:
+    """(last key of the next batch, keys in it, whether keys remain after it) for the range
+    (position, upper]; (None, 0, False) when it is empty.  Looks one key past the batch, so a
+    range ending exactly on a batch boundary takes no extra, empty batch."""
+    cols = spec.cols(_T)
+    inner = ", ".join(f"{c} AS k{i}" for i, c in enumerate(cols))
+    ks = [f"b.k{i}" for i in range(len(cols))]
+    rows = conn.execute(
+        f"SELECT {', '.join(k + '::text' for k in ks)}, count(*) OVER () FROM ("
+        f"SELECT {inner} FROM {table.sql} AS {_T} WHERE {spec.range_sql(position, upper, _T)} "
+        f"ORDER BY {', '.join(cols)} LIMIT {int(batch_size) + 1}) b "
+        f"ORDER BY {', '.join(k + ' DESC' for k in ks)} LIMIT 2"
+    ).fetchall()
+    if not rows:
+        return None, 0, False
+    total = int(rows[0][-1])
+    if total <= batch_size:
+        return list(rows[0][:-1]), total, False
+    return list(rows[1][:-1]), batch_size, True
+
+
+class _Progress:
+    """Rows done / total for one partition and its table, rows/s and ETA."""
+
+    def __init__(self, conn, migration, partition, task, spec, lower, upper, position, on_batch):
+        self.partition, self.on_batch = partition, on_batch
+        self.table = str(task.range_table)
+        # One count over the partition's key range (index-only when the visibility map allows):
+        # an exact total, and how far an earlier, killed run got.
+        before = (
+            f"count(*) FILTER (WHERE {spec.range_sql(None, position, _T)})"
+            if position is not None and position != lower else "0"
+        )
+        total, done = conn.execute(
+            f"SELECT count(*), {before} FROM {task.range_table.sql} AS {_T} "
+            f"WHERE {spec.range_sql(lower, upper, _T)}"
+        ).fetchone()
+        self.total, self.done, self.done_at_start = int(total), int(done), int(done)
+        self.table_total = _table_rows_estimate(conn, migration, task.range_table)
+        # the table's other partitions already done count the rows they changed
+        self.others_done = int(conn.execute(
+            f"""SELECT coalesce(sum(rows_done) FILTER (WHERE done), 0)
+                FROM {STATE_SCHEMA}.backfill_ranges
+                WHERE migration = %s AND partition_key <> %s AND task_index = (
+                    SELECT task_index FROM {STATE_SCHEMA}.backfill_ranges
+                    WHERE migration = %s AND partition_key = %s)""",
+            (migration, partition, migration, partition),
+        ).fetchone()[0])
+
+    def advance(self, count: int | None) -> None:
+        if count is None:  # the last batch took whatever was left
+            self.done = max(self.done, self.total)
+        else:
+            self.done += count
+            self.total = max(self.total, self.done)
+
+    def report(self, result: PartitionResult, started: float, size: int, batch_ms: float,
+               done: bool, pause: Pause) -> None:
+        if self.on_batch is None:
+            return
+        elapsed = time.monotonic() - started
+        rate = (self.done - self.done_at_start) / elapsed if elapsed > 0 else 0.0
+        eta = 0.0 if done else (max(self.total - self.done, 0) / rate if rate > 0 else None)
+        table_done = self.others_done + self.done
+        table_total = max(self.table_total, table_done)
+        table_eta = (table_total - table_done) / rate if rate > 0 else None
+        self.on_batch(BatchProgress(
+            self.partition, result.rows, result.batches, elapsed, done, self.done, self.total,
+            rate, eta, size, batch_ms, pause.seconds, pause.reason if pause.seconds else "",
+            result.retries, self.table, table_done, table_total, table_eta,
+        ))
+
+
+def _table_rows_estimate(conn: psycopg.Connection, migration: str, table: TableName) -> int:
+    """The backup's exact row count when the migration backed the table up, else the planner's
+    estimate (reltuples), else 0."""
     row = conn.execute(
-        f"SELECT {spec.text_sql} FROM {table.sql} WHERE {spec.range_sql(position, upper)} "
-        f"ORDER BY {spec.order_sql} OFFSET {int(batch_size) - 1} LIMIT 1"
+        f"""SELECT row_count FROM {STATE_SCHEMA}.backups
+            WHERE migration = %s AND source_schema = %s AND source_table = %s""",
+        (migration, table.schema, table.name),
+    ).fetchone() if _has_backups_table(conn) else None
+    if row is not None:
+        return int(row[0])
+    est = conn.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (table.sql,)
     ).fetchone()
-    if row is None:
-        return None
-    if upper is not None and list(row) == list(upper):
-        return None
-    return list(row)
+    return max(int(est[0]), 0) if est and est[0] is not None else 0
+
+
+def _has_backups_table(conn: psycopg.Connection) -> bool:
+    return conn.execute(f"SELECT to_regclass('{STATE_SCHEMA}.backups') IS NOT NULL").fetchone()[0]
 
 
 def partitions_status(conn: psycopg.Connection, migration: str) -> list[tuple[str, bool, int]]:
@@ -240,3 +506,9 @@ def partitions_status(conn: psycopg.Connection, migration: str) -> list[tuple[st
 
 def forget_partitions(conn: psycopg.Connection, migration: str) -> None:
     conn.execute(f"DELETE FROM {STATE_SCHEMA}.backfill_ranges WHERE migration = %s", (migration,))
+
+
+__all__ = [
+    "BatchProgress", "KeySpec", "PartitionResult", "key_spec", "no_throttle",
+    "partitions_status", "plan_partitions", "progress_line", "run_partition",
+]

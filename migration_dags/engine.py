@@ -33,9 +33,16 @@ from .errors import (
     StepFailedError,
     ValidationFailedError,
 )
-from .fingerprint import data_fingerprint, schema_description, schema_fingerprint, table_exists
+from .fingerprint import (
+    column_names,
+    data_fingerprint,
+    schema_description,
+    schema_fingerprint,
+    table_exists,
+)
 from .identifiers import TableName
 from .operations.base import BackfillTask, OpContext, ParityCheck
+from .operations.saved_columns import read_saved_columns
 from .runtime import ActionRunner, LockSettings, connect, migration_lock
 from .schema_model import SchemaModel, read_schema
 from .spec import Migration
@@ -99,7 +106,9 @@ class MigrationEngine:
 
     # -- context ---------------------------------------------------------------------------------
     def live_model(self, conn: psycopg.Connection) -> SchemaModel:
-        return read_schema(conn, self.migration.touched_tables())
+        # plus tables operations only reference (a foreign key's target), so validate can check them
+        read_only = {t for op in self.migration.operations for t in op.read_tables()}
+        return read_schema(conn, self.migration.touched_tables() | read_only)
 
     def validate(self, conn: psycopg.Connection) -> SchemaModel:
         """Check every operation against the live schema, in order. Changes nothing."""
@@ -114,12 +123,17 @@ class MigrationEngine:
         keys: dict[TableName, list[str]] = {t: m.primary_key for t, m in live.tables.items()}
         columns = {t: list(m.columns) for t, m in live.tables.items()}
         backups: dict[TableName, TableName] = {}
+        backup_columns: dict[TableName, list[str]] = {}
         for rec in state.backups(conn, self.migration.name):
             backups[rec.source] = rec.backup
             keys.setdefault(rec.source, rec.key_columns)
             if not keys.get(rec.source):
                 keys[rec.source] = rec.key_columns
-        return OpContext(self.migration.name, backups, keys, columns)
+            # the columns the table had before the migration: restores write only these
+            backup_columns[rec.source] = column_names(conn, rec.backup)
+        # column definitions drop_column saved before dropping them, for its undo
+        saved = read_saved_columns(conn, self.migration.name)
+        return OpContext(self.migration.name, backups, keys, columns, backup_columns, saved)
 
     def backfill_tasks(self, ctx: OpContext) -> list[BackfillTask]:
         return [t for op in self.migration.operations if (t := op.backfill(ctx)) is not None]
@@ -267,6 +281,11 @@ class MigrationEngine:
             tasks = self.backfill_tasks(ctx)
             report = StepReport(name, "backfill", "up")
             status = backfill_mod.partitions_status(conn, name)
+            if not status and tasks:
+                # a plan lost or never made (e.g. state edited by hand): never count "no
+                # partitions" as "all partitions done"
+                backfill_mod.plan_partitions(conn, name, tasks, self.migration.settings.partition_rows)
+                status = backfill_mod.partitions_status(conn, name)
             todo = [k for k, done, _n in status if not done and (partition is None or k == partition)]
             if partition is not None and partition not in {k for k, _d, _n in status}:
                 raise StepFailedError(f"{name}: backfill partition {partition!r} is not planned")
@@ -275,9 +294,8 @@ class MigrationEngine:
                 result = backfill_mod.run_partition(
                     conn, name, key, tasks, self.migration.settings.batch_size,
                     self.lock_settings.lock_timeout_ms,
-                    on_batch=lambda p: self.log(
-                        f"backfill {p.partition}: {p.rows} rows, {p.batches} batches, "
-                        f"{p.rows / p.elapsed_s if p.elapsed_s else 0:,.0f} rows/s"),
+                    throttle=backfill_mod.throttle_for(self.migration.settings, self.database_url),
+                    on_batch=backfill_mod.progress_logger(self.log),
                 )
                 results.append(result)
                 report.results.append(ActionResult(
@@ -334,12 +352,14 @@ class MigrationEngine:
             report.extra["checks"] = [o.as_dict() for o in outcomes]
             failed = [o for o in outcomes if not o.passed]
             if failed:
-                raise ValidationFailedError(
+                error = ValidationFailedError(
                     f"{name}: validation failed: " + "; ".join(
                         f"{o.name} (observed {o.observed}"
                         + (f", e.g. keys {', '.join(o.samples[:5])}" if o.samples else "") + ")"
                         for o in failed)
                 )
+                error.outcomes = outcomes  # every check, passed or not, for the Dagster checks
+                raise error
             with conn.transaction():
                 state.mark_applied(conn, name, "validation", self.run_id, {"checks": len(outcomes)})
             return report
@@ -384,8 +404,7 @@ class MigrationEngine:
         with self.locked("backfill down") as conn:
             started = backfill_mod.partitions_status(conn, name)
             if not state.is_applied(conn, name, "backfill") and not any(n or d for _k, d, n in started):
-                with conn.transaction():
-                    backfill_mod.forget_partitions(conn, name)
+                # keep the partition plan: it belongs to schema_change, whose down forgets it
                 return self._skip("backfill", "down", "not applied")
             ctx = self.context(conn)
             report = StepReport(name, "backfill", "down")

@@ -28,6 +28,13 @@ from .errors import DatabaseUnavailableError, LockTimeoutExhaustedError, Migrati
 ADVISORY_LOCK_KEY = 0x6D69_6772_6461_67  # "migrdag": one key for every migration run
 APP_PREFIX = "migration-dags"
 
+# Set (SET LOCAL ... = 'on') by the tool's own bulk writes: every backfill batch, and restores in
+# undo paths.  The tool's sync triggers skip such writes (a WHEN clause, no function call): the
+# statement already computes what the trigger would, and a row trigger costs as much again.
+TOOL_WRITE_SETTING = "migration_dags.backfill"
+SKIP_TOOL_WRITES = f"current_setting('{TOOL_WRITE_SETTING}', true) IS DISTINCT FROM 'on'"
+MARK_TOOL_WRITE = f"SET LOCAL {TOOL_WRITE_SETTING} = 'on'"
+
 
 def libpq_url(url: str) -> str:
     """Accept SQLAlchemy-style URLs too: drop a `+driver` suffix."""
@@ -127,6 +134,7 @@ def lock_holder(conn: psycopg.Connection) -> str:
         SELECT a.pid, a.application_name, a.backend_start
         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
         WHERE l.locktype = 'advisory' AND l.granted
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND l.classid = (%s >> 32)::oid AND l.objid = (%s & 4294967295)::oid
         LIMIT 1
         """,

@@ -6,21 +6,36 @@ live writes by a trigger until cutover.
         column: {name: email_verified, type: boolean, default: 'false', nullable: false}
         up: "created_at < now() - interval '30 days'"   # optional: SQL over the row's columns
 
-start adds the column nullable (instant: a constant default needs no rewrite), and, with `up`, a
-BEFORE INSERT OR UPDATE trigger that sets it from the row. backfill applies `up` to existing rows in
-key-range batches. complete makes it NOT NULL without a long lock (CHECK NOT VALID, VALIDATE, SET
-NOT NULL, drop the CHECK) and drops the trigger. rollback drops trigger, function and column.
+start adds the column nullable (instant: a constant default needs no rewrite; a volatile one such
+as now() rewrites the table under an exclusive lock), and, with `up`, a BEFORE INSERT OR UPDATE
+trigger that sets it from the row. backfill applies `up` to existing rows in key-range batches.
+complete makes it NOT NULL without a long lock (CHECK NOT VALID, VALIDATE, SET NOT NULL, drop the
+CHECK), then drops the trigger: in that order, so rows inserted while the check validates are still
+filled by the trigger. uncomplete puts the trigger back and the column nullable again. rollback
+drops trigger, function and column.
+
+The up expression sees the row as the trigger fires (triggers.row_expression), and the trigger's
+name starts with the operation's position, so when two add_columns of one migration fill columns
+of the same table, the second one's up may read the column the first one fills.
 """
 
 from __future__ import annotations
 
 from ..actions import Action
-from ..errors import ColumnAlreadyExistsError, SchemaValidationError, TableDoesNotExistError
+from ..errors import ColumnAlreadyExistsError, NoPrimaryKeyError, TableDoesNotExistError
 from ..fields import FieldReader
 from ..identifiers import TableName, quote, short_name
 from ..schema_model import ColumnModel, SchemaModel
-from .base import RANGE_PLACEHOLDER, BackfillTask, OpContext, Operation, ParityCheck
-from .triggers import drop_row_trigger, row_trigger
+from .base import (
+    RANGE_PLACEHOLDER,
+    BackfillTask,
+    OpContext,
+    Operation,
+    ParityCheck,
+    constraint_exists_sql,
+)
+from .reading import optional_sql
+from .triggers import drop_row_trigger, row_expression, row_trigger
 
 
 class AddColumn(Operation):
@@ -31,10 +46,10 @@ class AddColumn(Operation):
         col = reader.mapping("column")
         self.column: str = col.identifier("name")
         self.type_sql: str = col.type_sql()
-        self.default: str | None = col.sql("default", required=False)
+        self.default: str | None = optional_sql(col, "default")
         self.nullable: bool = col.boolean("nullable", True)
         col.finish()
-        self.up: str | None = reader.sql("up", required=False)
+        self.up: str | None = optional_sql(reader, "up")
         if not self.nullable and self.default is None and self.up is None:
             raise reader.error(
                 "column.nullable",
@@ -50,7 +65,9 @@ class AddColumn(Operation):
 
     @property
     def _trigger(self) -> str:
-        return short_name("mdg", self.table.schema, self.table.name, self.column, "up")
+        # PostgreSQL fires a table's triggers in name order: the operation's position in the name
+        # makes an up expression see the columns earlier operations' triggers have filled.
+        return short_name(f"mdg{self.index:03d}", self.table.schema, self.table.name, self.column, "up")
 
     @property
     def _not_null_check(self) -> str:
@@ -63,11 +80,7 @@ class AddColumn(Operation):
         if self.column in table.columns:
             raise ColumnAlreadyExistsError(self.where, str(self.table), self.column)
         if self.up is not None and not table.primary_key:
-            raise SchemaValidationError(
-                self.where,
-                f"table {self.table} has no primary key or unique NOT NULL key, needed to backfill "
-                f"{self.column!r} in batches",
-            )
+            raise NoPrimaryKeyError(self.where, str(self.table))
 
     def apply(self, model: SchemaModel) -> None:
         model.tables[self.table].columns[self.column] = ColumnModel(
@@ -82,18 +95,20 @@ class AddColumn(Operation):
                 f"ALTER TABLE {self.table.sql} ADD COLUMN IF NOT EXISTS {self._col} {self.type_sql}{default}",
             )
         ]
-        if self.up is not None:
-            actions += row_trigger(
-                self.table,
-                self._trigger,
-                f"NEW.{self._col} := ({self.up});",
-                self._source_columns(ctx),
-                f"keep {self.column} in step with live writes",
-            )
-        return actions
+        return actions + self._trigger_actions()
 
-    def _source_columns(self, ctx: OpContext) -> list[str]:
-        return [c for c in ctx.columns.get(self.table, []) if c != self.column]
+    def _trigger_actions(self) -> list[Action]:
+        if self.up is None:
+            return []
+        # The up expression sees the row as it is when the trigger fires (row_expression), so it
+        # may use columns added by earlier operations of the same migration.
+        return row_trigger(
+            self.table,
+            self._trigger,
+            f"NEW.{self._col} := {row_expression(self.up)};",
+            [],
+            f"keep {self.column} in step with live writes",
+        )
 
     def rollback(self, ctx: OpContext) -> list[Action]:
         actions = drop_row_trigger(self.table, self._trigger) if self.up is not None else []
@@ -118,23 +133,27 @@ class AddColumn(Operation):
 
     def complete(self, ctx: OpContext) -> list[Action]:
         actions: list[Action] = []
-        if self.up is not None:
-            actions += drop_row_trigger(self.table, self._trigger)
         if not self.nullable:
             actions += not_null_actions(self.table, self.column, self._not_null_check)
+        if self.up is not None:
+            actions += drop_row_trigger(self.table, self._trigger)
         return actions
 
     def uncomplete(self, ctx: OpContext) -> list[Action]:
-        actions: list[Action] = []
+        actions = self._trigger_actions()
         if not self.nullable:
-            actions.append(
+            actions += [
                 Action(
                     f"make {self.column} nullable again",
                     f"ALTER TABLE {self.table.sql} ALTER COLUMN {self._col} DROP NOT NULL",
-                )
-            )
-        if self.up is not None:
-            actions += self.start(ctx)[1:]
+                ),
+                # left behind when complete failed between adding and dropping it
+                Action(
+                    f"drop the helper check on {self.column}",
+                    f"ALTER TABLE {self.table.sql} DROP CONSTRAINT IF EXISTS "
+                    f"{quote(self._not_null_check)}",
+                ),
+            ]
         return actions
 
     def checks(self, ctx: OpContext) -> list[ParityCheck]:
@@ -171,12 +190,12 @@ def not_null_actions(table: TableName, column: str, check_name: str) -> list[Act
         Action(
             f"add NOT NULL check on {column} (NOT VALID: no scan, brief lock)",
             f"ALTER TABLE {table.sql} ADD CONSTRAINT {chk} CHECK ({col} IS NOT NULL) NOT VALID",
-            only_if=f"SELECT NOT ({_constraint_exists(table, check_name)})",
+            only_if=f"SELECT NOT ({constraint_exists_sql(table, check_name)})",
         ),
         Action(
             f"validate NOT NULL check on {column} (scans without blocking writes)",
             f"ALTER TABLE {table.sql} VALIDATE CONSTRAINT {chk}",
-            only_if=_constraint_exists(table, check_name),
+            only_if=constraint_exists_sql(table, check_name),
         ),
         Action(
             f"set {column} NOT NULL (uses the validated check, no scan)",
@@ -187,9 +206,3 @@ def not_null_actions(table: TableName, column: str, check_name: str) -> list[Act
             f"ALTER TABLE {table.sql} DROP CONSTRAINT IF EXISTS {chk}",
         ),
     ]
-
-
-def _constraint_exists(table: TableName, name: str) -> str:
-    from .base import constraint_exists_sql
-
-    return constraint_exists_sql(table, name)

@@ -16,12 +16,15 @@ An operation is data read from a migration file. It never runs SQL: each verb re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..actions import Action
 from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
+
+if TYPE_CHECKING:
+    from .saved_columns import SavedColumn
 
 RANGE_PLACEHOLDER = "/*migration_dags:key_range*/TRUE"
 
@@ -37,6 +40,12 @@ class OpContext:
     keys: dict[TableName, list[str]] = field(default_factory=dict)
     # table -> its column names as the schema model holds them (for triggers over the row)
     columns: dict[TableName, list[str]] = field(default_factory=dict)
+    # backed-up table -> the columns its backup holds, i.e. the columns it had before the
+    # migration: a restore from the backup writes only these (new columns are the rollback's job)
+    backup_columns: dict[TableName, list[str]] = field(default_factory=dict)
+    # (table, column) -> definition drop_column recorded before dropping it (saved_columns.py),
+    # so uncomplete can re-add the column exactly once it is gone from the catalog
+    saved_columns: dict[tuple[TableName, str], "SavedColumn"] = field(default_factory=dict)
 
     def key_of(self, table: TableName) -> list[str]:
         return self.keys.get(table, [])
@@ -90,6 +99,10 @@ class Operation:
         raise NotImplementedError
 
     def created_tables(self) -> set[TableName]:
+        return set()
+
+    def read_tables(self) -> set[TableName]:
+        """Tables this operation only reads or references (validated, never backed up)."""
         return set()
 
     # -- verbs -------------------------------------------------------------------------------

@@ -8,7 +8,10 @@
         step: start                  # start (expand, default) or complete (cutover)
 
 A raw_sql without a down is refused at load time: nothing would undo it.  Both `up` and `down`
-should be idempotent (IF [NOT] EXISTS), since a failed step is undone by running its downs.
+should be idempotent (IF [NOT] EXISTS): a failed step is undone by running the downs of all its
+operations, including those whose up never ran. `up` may hold several statements; with
+transactional: false they still run as one implicit transaction, so a statement that refuses
+transactions (CREATE INDEX CONCURRENTLY) must be alone in its raw_sql.
 """
 
 from __future__ import annotations

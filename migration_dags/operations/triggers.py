@@ -1,8 +1,13 @@
 """Row triggers that keep a new shape in step with live writes during a migration.
 
-The function lives in the tool's own schema (`migration_dags`); inside it every column of the row
-is a variable of the same name, so a user's `up` expression can say `created_at` rather than
-`NEW.created_at` (pgroll's approach).
+The function lives in the tool's own schema (`migration_dags`). A user's `up` expression says
+`created_at`, not `NEW.created_at`; two ways to make that work inside the function:
+
+- `row_expression(expr)` evaluates it over `(SELECT NEW.*)`, so every column of the row *as it is
+  when the trigger fires* is in scope. Preferred: a column added by an earlier operation of the
+  same migration is visible, and nothing about the table is frozen into the function.
+- `columns=[...]` declares one variable per listed column (pgroll's approach); only the listed
+  columns are in scope, so the list must be right when the trigger first fires.
 """
 
 from __future__ import annotations
@@ -15,6 +20,15 @@ TOOL_SCHEMA = "migration_dags"
 
 def function_sql(trigger: str) -> str:
     return f"{quote(TOOL_SCHEMA)}.{quote(trigger)}"
+
+
+# Alias of the row inside row_expression; unusual enough not to shadow a user's table name.
+ROW_ALIAS = "migration_dags_row"
+
+
+def row_expression(expr: str) -> str:
+    """`expr` over the columns of NEW, for a trigger body: `NEW.x := {row_expression(up)};`."""
+    return f"(SELECT ({expr}) FROM (SELECT NEW.*) AS {ROW_ALIAS})"
 
 
 def row_trigger(

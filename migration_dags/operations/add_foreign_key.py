@@ -1,0 +1,107 @@
+"""add_foreign_key: a foreign key, added without a long lock.
+
+    - add_foreign_key:
+        table: order_items
+        columns: [order_id]
+        references: {table: orders, columns: [id]}
+        name: order_items_order_id_fkey    # optional: "<table>_<columns>_fkey"
+        on_delete: cascade                 # optional: no action, restrict, cascade, set null, set default
+
+start adds it NOT VALID (a brief ShareRowExclusiveLock on both tables, no scan; new writes are
+checked from then on), then VALIDATEs it (scans without blocking writes); see constraints.py. On
+a partitioned table PostgreSQL 15 refuses NOT VALID, so there one validating ADD runs. Orphan rows
+make VALIDATE fail, the step fail and its undo drop the constraint. rollback drops it.
+
+The validation step checks it is validated and counts orphans (rows whose key columns are all
+non-NULL and match no referenced row: MATCH SIMPLE), with up to 20 sample keys.
+"""
+
+from __future__ import annotations
+
+from ..actions import Action
+from ..errors import ColumnDoesNotExistError, SchemaValidationError, TableDoesNotExistError
+from ..fields import FieldReader
+from ..identifiers import TableName, quote, short_name
+from ..schema_model import SchemaModel
+from .base import OpContext, Operation, ParityCheck
+from .constraints import add_then_validate, drop_constraint, validated_check
+from .create_table import read_on_delete
+
+
+class AddForeignKey(Operation):
+    kind = "add_foreign_key"
+
+    def read(self, reader: FieldReader) -> None:
+        self.table: TableName = reader.table()
+        self.columns: list[str] = reader.identifiers("columns")
+        ref = reader.mapping("references")
+        self.ref_table: TableName = ref.table()
+        self.ref_columns: list[str] = ref.identifiers("columns")
+        ref.finish()
+        if len(self.ref_columns) != len(self.columns):
+            raise reader.error(
+                "references.columns",
+                f"names {len(self.ref_columns)} columns but columns names {len(self.columns)}",
+            )
+        default = short_name(f"{self.table.name}_{'_'.join(self.columns)}_fkey")
+        self.name: str = reader.identifier("name", required=False) or default
+        self.on_delete: str | None = read_on_delete(reader, "on_delete")
+
+    def tables(self) -> set[TableName]:
+        return {self.table}
+
+    def read_tables(self) -> set[TableName]:
+        return {self.ref_table}
+
+    def validate(self, model: SchemaModel) -> None:
+        for name, columns in ((self.table, self.columns), (self.ref_table, self.ref_columns)):
+            table = model.table(name)
+            if table is None:
+                raise TableDoesNotExistError(self.where, str(name))
+            for column in columns:
+                if column not in table.columns:
+                    raise ColumnDoesNotExistError(self.where, str(name), column)
+        if self.name in model.tables[self.table].constraints:
+            raise SchemaValidationError(
+                self.where, f"table {self.table} already has a constraint named {self.name!r}"
+            )
+
+    def apply(self, model: SchemaModel) -> None:
+        model.tables[self.table].constraints.add(self.name)
+
+    @property
+    def _definition(self) -> str:
+        rule = f" ON DELETE {self.on_delete}" if self.on_delete else ""
+        return (
+            f"FOREIGN KEY ({', '.join(quote(c) for c in self.columns)}) REFERENCES "
+            f"{self.ref_table.sql} ({', '.join(quote(c) for c in self.ref_columns)}){rule}"
+        )
+
+    def start(self, ctx: OpContext) -> list[Action]:
+        return add_then_validate(self.table, self.name, self._definition,
+                                 not_valid_on_partitioned=False)
+
+    def rollback(self, ctx: OpContext) -> list[Action]:
+        return drop_constraint(self.table, self.name)
+
+    def checks(self, ctx: OpContext) -> list[ParityCheck]:
+        return [validated_check(self.table, self.name), self._orphans(ctx)]
+
+    def _orphans(self, ctx: OpContext) -> ParityCheck:
+        complete = " AND ".join(f"t.{quote(c)} IS NOT NULL" for c in self.columns)
+        match = " AND ".join(
+            f"r.{quote(rc)} = t.{quote(c)}" for c, rc in zip(self.columns, self.ref_columns)
+        )
+        orphan = (f"FROM {self.table.sql} AS t WHERE {complete} AND NOT EXISTS "
+                  f"(SELECT 1 FROM {self.ref_table.sql} AS r WHERE {match})")
+        shown = ctx.key_of(self.table) or self.columns
+        sample = "ROW(" + ", ".join(f"t.{quote(c)}" for c in shown) + ")::text"
+        return ParityCheck(
+            f"{self.table.name}.{self.name}.orphans",
+            f"every {self.table} row's {', '.join(self.columns)} exists in {self.ref_table}",
+            f"SELECT count(*) {orphan}",
+            f"SELECT {sample} {orphan} LIMIT 20",
+        )
+
+    def summary(self) -> str:
+        return f"add_foreign_key {self.name} on {self.table}"

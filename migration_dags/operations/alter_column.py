@@ -1,0 +1,406 @@
+"""alter_column: change a column's type with zero downtime (expand/contract, pgroll style).
+
+    - alter_column:
+        table: products
+        column: price
+        type: numeric(10,2)                  # the new type
+        up: "replace(price, ',', '.')::numeric(10,2)"   # old -> new, SQL over the row
+        down: "price::text"                  # new -> old; here `price` is the new-type value
+        default: "0"                         # the default in the new type; needed if it has one
+
+start records the column's definition (saved_columns.py), adds a shadow column of the new type
+and one BEFORE INSERT OR UPDATE trigger keeping old and new in step for live writes: a client
+writing the old column gets the new one computed by `up`; a client writing only the shadow column
+(and not making it what `up` gives) gets the old one computed by `down`.  One function decides
+the direction once per row, so a value one direction computed is never taken for a client write
+by the other (no ping-pong between two triggers), and the trigger never writes with UPDATE, so
+it cannot recurse.  Its WHEN clause skips the tool's own bulk writes (runtime.TOOL_WRITE_SETTING).
+backfill fills the shadow column in key-range batches.  complete: NOT NULL (when the column had
+it) through a CHECK NOT VALID + VALIDATE, the default, then one short transaction under
+lock_timeout that drops the trigger and the old column and renames the shadow column to the
+column's name.  rollback drops trigger, function and shadow column.  uncomplete re-adds the old
+column (type, collation), fills it from the pre-migration backup (rows changed since then, or
+inserted, get `down`), and swaps back in one short transaction, re-creating the start trigger.
+
+Refused: views reading the column (at validate), key columns, serial columns, and (when start
+runs, before any change) identity or generated columns and columns with indexes or constraints,
+which DROP COLUMN would silently take with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..actions import Action
+from ..errors import (
+    ColumnDoesNotExistError,
+    NoPrimaryKeyError,
+    SchemaValidationError,
+    TableDoesNotExistError,
+)
+from ..fields import FieldReader
+from ..identifiers import TableName, literal, quote, short_name
+from ..runtime import MARK_TOOL_WRITE, SKIP_TOOL_WRITES
+from ..schema_model import SchemaModel
+from .add_column import not_null_actions
+from .base import (
+    RANGE_PLACEHOLDER,
+    BackfillTask,
+    OpContext,
+    Operation,
+    ParityCheck,
+    column_exists_sql,
+)
+from .catalog_sql import all_of, negate
+from .saved_columns import (
+    SavedColumn,
+    forget_action,
+    is_dropped_sql,
+    mark_dropped_sql,
+    save_actions,
+)
+from .triggers import drop_row_trigger, function_sql
+
+
+class AlterColumn(Operation):
+    kind = "alter_column"
+
+    def read(self, reader: FieldReader) -> None:
+        self.table: TableName = reader.table()
+        self.column: str = reader.identifier("column")
+        self.type_sql: str = reader.type_sql("type")
+        self.up: str = reader.sql("up")
+        self.down: str = reader.sql("down")
+        self.default: str | None = reader.sql("default", required=False)
+
+    def tables(self) -> set[TableName]:
+        return {self.table}
+
+    # -- names -----------------------------------------------------------------------------------
+    @property
+    def shadow(self) -> str:
+        return short_name("mdg_new", self.column)
+
+    @property
+    def old_copy(self) -> str:
+        """The original column, re-added by uncomplete before it swaps back."""
+        return short_name("mdg_old", self.column)
+
+    @property
+    def _sync_trigger(self) -> str:
+        return short_name("mdg", self.table.schema, self.table.name, self.column, "alter")
+
+    @property
+    def _restore_trigger(self) -> str:
+        return short_name("mdg", self.table.schema, self.table.name, self.column, "unalter")
+
+    def _check(self, which: str) -> str:
+        return short_name("mdg", self.table.name, self.column, which, "not_null")
+
+    def _alter(self, sql: str) -> str:
+        return f"ALTER TABLE {self.table.sql} {sql}"
+
+    # -- validate ----------------------------------------------------------------------------------
+    def validate(self, model: SchemaModel) -> None:
+        table = model.table(self.table)
+        if table is None:
+            raise TableDoesNotExistError(self.where, str(self.table))
+        column = table.columns.get(self.column)
+        if column is None:
+            raise ColumnDoesNotExistError(self.where, str(self.table), self.column)
+        views = table.dependent_views.get(self.column)
+        if views:
+            raise SchemaValidationError(
+                self.where,
+                f"column {self.column!r} of {self.table} is used by view(s) "
+                f"{', '.join(sorted(views))}; its type cannot change under them: drop the views "
+                "first (raw_sql) and re-create them after the cutover",
+            )
+        if not table.primary_key:
+            raise NoPrimaryKeyError(self.where, str(self.table))
+        if self.column in table.primary_key:
+            raise SchemaValidationError(
+                self.where,
+                f"column {self.column!r} is part of the key of {self.table}, which the backfill "
+                "and the undo address rows by; alter_column cannot change a key column",
+            )
+        if column.default_sql and "nextval(" in column.default_sql:
+            raise SchemaValidationError(
+                self.where,
+                f"column {self.column!r} of {self.table} takes its default from a sequence; "
+                "alter_column cannot carry a sequence over to the new column",
+            )
+        if column.default_sql is not None and self.default is None:
+            raise SchemaValidationError(
+                self.where,
+                f"column {self.column!r} of {self.table} has default {column.default_sql}; give "
+                "`default:` for the new type (SQL), so the new column keeps one",
+            )
+        if self.shadow in table.columns:
+            raise SchemaValidationError(
+                self.where, f"table {self.table} already has a column {self.shadow!r}, the name "
+                "alter_column needs for the new column; rename it first")
+
+    def apply(self, model: SchemaModel) -> None:
+        column = model.tables[self.table].columns[self.column]
+        column.type_sql = self.type_sql
+        column.default_sql = self.default
+
+    # -- start / rollback ---------------------------------------------------------------------------
+    def start(self, ctx: OpContext) -> list[Action]:
+        return [
+            self._refuse_what_drop_would_lose(),
+            *save_actions(ctx.migration, self.table, self.column),
+            Action(
+                f"add shadow column {self.shadow} {self.type_sql} to {self.table}",
+                self._alter(f"ADD COLUMN IF NOT EXISTS {quote(self.shadow)} {self.type_sql}"),
+            ),
+            *self._sync_trigger_actions(ctx),
+        ]
+
+    def _refuse_what_drop_would_lose(self) -> Action:
+        reg, col = self.table.regclass_literal, literal(self.column)
+        return Action(
+            f"refuse {self.table}.{self.column} if dropping it would lose indexes or constraints",
+            f"""DO $guard$
+DECLARE
+  lost text;
+BEGIN
+  SELECT string_agg(what, ', ' ORDER BY what) INTO lost FROM (
+    SELECT 'identity' AS what FROM pg_attribute WHERE attrelid = to_regclass({reg})
+      AND attname = {col} AND attidentity <> ''
+    UNION ALL
+    SELECT 'generated expression' FROM pg_attribute WHERE attrelid = to_regclass({reg})
+      AND attname = {col} AND attgenerated <> ''
+    UNION ALL
+    SELECT CASE WHEN d.classid = 'pg_class'::regclass THEN 'index ' || d.objid::regclass::text
+                ELSE 'constraint ' || (SELECT conname FROM pg_constraint WHERE oid = d.objid) END
+    FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = to_regclass({reg})
+      AND a.attname = {col} AND d.classid IN ('pg_class'::regclass, 'pg_constraint'::regclass)
+      AND d.deptype IN ('a', 'n')
+      AND (d.classid <> 'pg_class'::regclass
+           OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid))
+  ) s;
+  IF lost IS NOT NULL THEN
+    RAISE EXCEPTION USING MESSAGE = format(
+      'alter_column: %s.%s has %s, which the cutover would drop with the old column; '
+      'drop them first (raw_sql) and re-create them after the cutover',
+      {literal(str(self.table))}, {col}, lost);
+  END IF;
+END $guard$""",
+            takes_lock=False,
+            only_if=negate(column_exists_sql(self.table, self.shadow)),
+        )
+
+    def _declares(self, ctx: OpContext, exclude: set[str]) -> str:
+        """Every column of the row as a variable of its name (pgroll's way), so `up` and `down`
+        can say `price` rather than `NEW.price`."""
+        return "".join(
+            f"  {quote(c)} {self.table.sql}.{quote(c)}%TYPE := NEW.{quote(c)};\n"
+            for c in ctx.columns.get(self.table, []) if c not in exclude
+        )
+
+    def _sync_function(self, ctx: OpContext) -> str:
+        col, new = quote(self.column), quote(self.shadow)
+        declares = self._declares(ctx, {self.shadow, self.old_copy})
+        return f"""CREATE OR REPLACE FUNCTION {function_sql(self._sync_trigger)}() RETURNS trigger
+LANGUAGE plpgsql AS $migration_dags$
+DECLARE
+{declares}  mdg__new_written boolean;
+BEGIN
+  IF TG_OP = 'INSERT' THEN  -- only a client that knows the new column sets it
+    mdg__new_written := NEW.{new} IS NOT NULL;
+  ELSE
+    mdg__new_written := NEW.{new} IS DISTINCT FROM OLD.{new} AND NEW.{col} IS NOT DISTINCT FROM OLD.{col};
+  END IF;
+  IF mdg__new_written AND NEW.{new} IS DISTINCT FROM ({self.up}) THEN
+    -- a client wrote the new column only: the old one follows (down sees the new value)
+    DECLARE
+      {col} {self.type_sql} := NEW.{new};
+    BEGIN
+      NEW.{col} := ({self.down});
+    END;
+  ELSE
+    NEW.{new} := ({self.up});
+  END IF;
+  RETURN NEW;
+END
+$migration_dags$"""
+
+    def _trigger_sql(self, trigger: str) -> str:
+        return (
+            f"CREATE OR REPLACE TRIGGER {quote(trigger)} BEFORE INSERT OR UPDATE ON "
+            f"{self.table.sql} FOR EACH ROW WHEN ({SKIP_TOOL_WRITES}) "
+            f"EXECUTE FUNCTION {function_sql(trigger)}()"
+        )
+
+    def _sync_trigger_actions(self, ctx: OpContext) -> list[Action]:
+        return [
+            Action(f"trigger function: keep {self.column} and {self.shadow} in step",
+                   self._sync_function(ctx), takes_lock=False),
+            Action(f"trigger on {self.table}: keep {self.column} and {self.shadow} in step",
+                   self._trigger_sql(self._sync_trigger)),
+        ]
+
+    def rollback(self, ctx: OpContext) -> list[Action]:
+        return [
+            *drop_row_trigger(self.table, self._sync_trigger),
+            Action(f"drop shadow column {self.shadow} from {self.table}",
+                   self._alter(f"DROP COLUMN IF EXISTS {quote(self.shadow)}"),
+                   only_if=column_exists_sql(self.table, self.shadow)),
+            forget_action(ctx.migration, self.table, self.column),
+        ]
+
+    # -- backfill / checks ------------------------------------------------------------------------
+    def _pending(self) -> str:
+        return f"{quote(self.shadow)} IS DISTINCT FROM ({self.up})"
+
+    def backfill(self, ctx: OpContext) -> BackfillTask | None:
+        return BackfillTask(
+            f"fill {self.table}.{self.shadow} ({self.type_sql}) from {self.column} by up",
+            self.table,
+            f"UPDATE {self.table.sql} SET {quote(self.shadow)} = ({self.up}) "
+            f"WHERE {RANGE_PLACEHOLDER} AND {self._pending()}",
+            self._pending(),
+        )
+
+    def checks(self, ctx: OpContext) -> list[ParityCheck]:
+        key = ctx.key_of(self.table)
+        sample = ", ".join(quote(k) for k in key) if key else "ctid"
+        t = self.table.sql
+        checks = [ParityCheck(
+            f"{self.table.name}.{self.column}.new_type_equals_up",
+            f"every {self.shadow} equals up({self.column})",
+            f"SELECT count(*) FROM {t} WHERE {self._pending()}",
+            f"SELECT ({sample})::text FROM {t} WHERE {self._pending()} LIMIT 20",
+        )]
+        return checks
+
+    # -- complete / uncomplete ----------------------------------------------------------------------
+    def complete(self, ctx: OpContext) -> list[Action]:
+        saved = ctx.saved_columns.get((self.table, self.column))
+        before_swap: list[Action] = []
+        if saved is not None and saved.not_null:
+            before_swap += not_null_actions(self.table, self.shadow, self._check("new"))
+        shadow_there = column_exists_sql(self.table, self.shadow)
+        before_swap = [replace(a, only_if=all_of(shadow_there, a.only_if) if a.only_if
+                               else shadow_there) for a in before_swap]
+        # The default goes on with the swap: on the shadow column before it, an old client's
+        # insert would carry it and look like a new client's write.
+        default = ""
+        if self.default is not None:
+            default = self._alter(f"ALTER COLUMN {quote(self.column)} SET DEFAULT {self.default}") + ";\n"
+        comment = ""
+        if saved is not None and saved.comment is not None:
+            comment = (f"COMMENT ON COLUMN {self.table.sql}.{quote(self.column)} IS "
+                       f"{literal(saved.comment)};\n")
+        swap = Action(
+            f"swap: drop {self.table}.{self.column}, rename {self.shadow} to {self.column} "
+            "(one short transaction)",
+            f"DROP TRIGGER IF EXISTS {quote(self._sync_trigger)} ON {self.table.sql};\n"
+            f"{self._alter(f'DROP COLUMN {quote(self.column)}')};\n"
+            f"{self._alter(f'RENAME COLUMN {quote(self.shadow)} TO {quote(self.column)}')};\n"
+            f"{default}{comment}"
+            f"{mark_dropped_sql(ctx.migration, self.table, self.column, True)}",
+            only_if=shadow_there,
+        )
+        return [*before_swap, swap, *drop_row_trigger(self.table, self._sync_trigger)[1:]]
+
+    def uncomplete(self, ctx: OpContext) -> list[Action]:
+        saved = ctx.saved_columns.get((self.table, self.column))
+        if saved is None:
+            return []
+        return [*self._unswap(ctx, saved), *self._undo_before_swap()]
+
+    def _undo_before_swap(self) -> list[Action]:
+        """What complete did to the shadow column before the swap, when it failed there (after
+        a swap back, the shadow column is already so)."""
+        return [Action(
+            f"shadow column {self.shadow} back to nullable, no default",
+            self._alter(f"DROP CONSTRAINT IF EXISTS {quote(self._check('new'))}, "
+                        f"ALTER COLUMN {quote(self.shadow)} DROP NOT NULL, "
+                        f"ALTER COLUMN {quote(self.shadow)} DROP DEFAULT"),
+            only_if=column_exists_sql(self.table, self.shadow),
+        )]
+
+    def _unswap(self, ctx: OpContext, saved: SavedColumn) -> list[Action]:
+        dropped = is_dropped_sql(ctx.migration, self.table, self.column)
+        col, old = quote(self.column), quote(self.old_copy)
+        definition = saved.type_sql + (f" COLLATE {saved.collation_sql}" if saved.collation_sql else "")
+        steps: list[Action] = [
+            Action(f"re-add the original {self.column} as {self.old_copy} {definition}",
+                   self._alter(f"ADD COLUMN IF NOT EXISTS {old} {definition}")),
+            Action(f"trigger function: keep {self.old_copy} = down({self.column})",
+                   self._restore_function(ctx, saved), takes_lock=False),
+            Action(f"trigger on {self.table}: keep {self.old_copy} = down({self.column})",
+                   self._trigger_sql(self._restore_trigger)),
+            *self._restore_values(ctx),
+        ]
+        if saved.not_null:
+            steps += not_null_actions(self.table, self.old_copy, self._check("old"))
+        default = (f", ALTER COLUMN {col} SET DEFAULT {saved.default_sql}"
+                   if saved.default_sql is not None else "")
+        comment = (f"COMMENT ON COLUMN {self.table.sql}.{col} IS {literal(saved.comment)};\n"
+                   if saved.comment is not None else "")
+        steps.append(Action(
+            f"swap back: {self.column} to {self.shadow}, {self.old_copy} to {self.column} "
+            "(one short transaction)",
+            f"DROP TRIGGER IF EXISTS {quote(self._restore_trigger)} ON {self.table.sql};\n"
+            f"{self._alter(f'RENAME COLUMN {col} TO {quote(self.shadow)}')};\n"
+            f"{self._alter(f'RENAME COLUMN {old} TO {col}')};\n"
+            + self._alter(f"ALTER COLUMN {quote(self.shadow)} DROP NOT NULL, "
+                          f"ALTER COLUMN {quote(self.shadow)} DROP DEFAULT{default}") + ";\n"
+            f"{comment}"
+            f"{self._sync_function(ctx)};\n{self._trigger_sql(self._sync_trigger)};\n"
+            f"{mark_dropped_sql(ctx.migration, self.table, self.column, False)}",
+            only_if=column_exists_sql(self.table, self.old_copy),
+        ))
+        steps = [replace(a, only_if=all_of(dropped, a.only_if) if a.only_if else dropped)
+                 for a in steps]
+        return steps + drop_row_trigger(self.table, self._restore_trigger)[1:]
+
+    def _restore_function(self, ctx: OpContext, saved: SavedColumn) -> str:
+        declares = self._declares(ctx, {self.shadow, self.old_copy})
+        return f"""CREATE OR REPLACE FUNCTION {function_sql(self._restore_trigger)}() RETURNS trigger
+LANGUAGE plpgsql AS $migration_dags$
+DECLARE
+{declares}BEGIN
+  NEW.{quote(self.old_copy)} := ({self.down});
+  RETURN NEW;
+END
+$migration_dags$"""
+
+    def _restore_values(self, ctx: OpContext) -> list[Action]:
+        """Fill the re-added column: the backed-up value where the row's value is still what the
+        backup's gives by `up` (exact, even when down(up(x)) is not x), else down(value now)."""
+        t, col, old = self.table.sql, quote(self.column), quote(self.old_copy)
+        down = f"({self.down})"
+        backup = ctx.backups.get(self.table)
+        keys = ctx.key_of(self.table)
+        if backup is None or not keys:
+            return [Action(
+                f"fill {self.old_copy} by down({self.column})",
+                f"{MARK_TOOL_WRITE};\nUPDATE {t} SET {old} = {down} WHERE {old} IS DISTINCT FROM {down}")]
+        kcols = ", ".join(f"bk.{quote(k)} AS {quote(f'mdg__k{i}')}" for i, k in enumerate(keys))
+        match = " AND ".join(f"s.{quote(k)} = b.{quote(f'mdg__k{i}')}" for i, k in enumerate(keys))
+        in_backup = " AND ".join(f"s.{quote(k)} = bk.{quote(k)}" for k in keys)
+        value = f"CASE WHEN b.mdg__up IS NOT DISTINCT FROM s.{col} THEN b.mdg__orig ELSE {down} END"
+        return [
+            Action(
+                f"restore {self.old_copy} from the backup of {self.table} (undo of alter_column)",
+                f"{MARK_TOOL_WRITE};\nUPDATE {t} AS s SET {old} = {value}\n"
+                f"FROM (SELECT {kcols}, bk.{col} AS mdg__orig, ({self.up}) AS mdg__up "
+                f"FROM {backup.sql} AS bk) AS b\n"
+                f"WHERE {match} AND s.{old} IS DISTINCT FROM {value}",
+            ),
+            Action(
+                f"fill {self.old_copy} by down({self.column}) for rows the backup does not have",
+                f"{MARK_TOOL_WRITE};\nUPDATE {t} AS s SET {old} = {down}\n"
+                f"WHERE s.{old} IS DISTINCT FROM {down} AND NOT EXISTS "
+                f"(SELECT 1 FROM {backup.sql} AS bk WHERE {in_backup})",
+            ),
+        ]
+
+    def summary(self) -> str:
+        return f"alter_column {self.table}.{self.column} -> {self.type_sql}"

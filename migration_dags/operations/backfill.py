@@ -1,0 +1,208 @@
+"""backfill: a data change over `table`, run in key-range batches by the backfill step.
+
+Two forms; exactly one of `set` and `insert`.
+
+(a) set columns of `table` in place:
+
+    - backfill:
+        table: users
+        set: {email_verified: "true", email_verified_at: "created_at"}   # column: SQL over the row
+        where: "created_at < now() - interval '30 days'"                 # optional
+
+    UPDATE users SET ... WHERE <batch range> AND (where) AND ROW(cols) IS DISTINCT FROM ROW(exprs):
+    rows already right are not touched, so a re-run batch changes nothing. That needs expressions
+    that give an already-backfilled row its own value again (`lower(email)`, not `price * 2`);
+    each row is updated once either way, but the validation step reports such rows. unbackfill
+    puts the columns that existed before the migration back from the backup (a column an earlier
+    add_column made needs nothing: the schema rollback drops it). The validation step counts rows matching
+    `where` whose columns differ from their expressions (so expressions must be deterministic:
+    `now()` never compares equal later; and comparable to the column, cast them if not).
+
+(b) insert rows derived from `table` into another table:
+
+    - backfill:
+        table: orders                      # the rows batches are cut from
+        insert:
+          into: order_totals               # needs a primary key or unique NOT NULL key
+          columns: [order_id, total]
+          select: "SELECT o.id, o.quantity * o.unit_price FROM {rows} AS o"
+
+    `{rows}` stands for this batch's rows of `table` (a subquery; give it an alias), so the select
+    may join other tables without the batch's key predicate becoming ambiguous. Each batch runs
+    INSERT INTO into (columns) <select> ON CONFLICT DO NOTHING: a re-run batch inserts nothing
+    twice. unbackfill deletes the rows of `into` its backup does not have (nothing when the
+    migration creates `into`: the schema rollback drops it). The validation step counts select
+    rows missing from `into`. An `into` that existed before grows: set validation.row_count: grows.
+
+User triggers fire on the batches as on any write; an `updated_at` trigger therefore changes
+rows that unbackfill does not restore, and the backup step's down will report it.
+"""
+
+from __future__ import annotations
+
+from ..actions import Action
+from ..errors import (
+    ColumnDoesNotExistError,
+    NoPrimaryKeyError,
+    SchemaValidationError,
+    TableDoesNotExistError,
+    UnsafeIdentifierError,
+)
+from ..fields import FieldReader
+from ..identifiers import TableName, identifier_problem, quote
+from ..schema_model import SchemaModel
+from .base import RANGE_PLACEHOLDER, BackfillTask, OpContext, Operation, ParityCheck
+from .reading import optional_sql
+from .restore import delete_rows_not_in_backup, restore_columns
+
+ROWS = "{rows}"
+
+
+class Backfill(Operation):
+    kind = "backfill"
+
+    def read(self, reader: FieldReader) -> None:
+        self.table: TableName = reader.table()
+        has_set, has_insert = reader.raw("set") is not None, reader.raw("insert") is not None
+        if has_set == has_insert:
+            raise reader.error("set", "give exactly one of set (update rows in place) and insert")
+        self.set: dict[str, str] = self._read_set(reader) if has_set else {}
+        self.predicate: str | None = optional_sql(reader, "where")
+        self.into: TableName | None = None
+        if has_insert:
+            if self.predicate is not None:
+                raise reader.error("where", "belongs in insert.select (filter the {rows} there)")
+            self._read_insert(reader.mapping("insert"))
+
+    def _read_set(self, reader: FieldReader) -> dict[str, str]:
+        sub = reader.mapping("set")
+        if not sub.data:
+            raise reader.error("set", "must name at least one column")
+        values = {}
+        for column in list(sub.data):
+            problem = identifier_problem(column)
+            if problem:
+                raise UnsafeIdentifierError(reader.file, sub.field_path(str(column)), f"identifier {problem}")
+            values[column] = sub.sql(column)
+        sub.finish()
+        return values
+
+    def _read_insert(self, sub: FieldReader) -> None:
+        self.into = sub.table("into")
+        self.insert_columns: list[str] = sub.identifiers("columns")
+        select = sub.sql("select").strip().rstrip(";").strip()
+        if select.count(ROWS) != 1:
+            raise sub.error("select", "must use {rows} exactly once, where the batch's rows of "
+                                      "`table` go: ... FROM {rows} AS t ...")
+        self.select = select
+        sub.finish()
+
+    # -- tables --------------------------------------------------------------------------------
+    def tables(self) -> set[TableName]:
+        return {self.into} if self.into is not None else {self.table}
+
+    def read_tables(self) -> set[TableName]:
+        return {self.table} if self.into is not None else set()
+
+    # -- validate ------------------------------------------------------------------------------
+    def validate(self, model: SchemaModel) -> None:
+        source = self._keyed_table(model, self.table)
+        if self.into is None:
+            for column in self.set:
+                if column not in source.columns:
+                    raise ColumnDoesNotExistError(self.where, str(self.table), column)
+                if column in source.primary_key:
+                    raise SchemaValidationError(
+                        self.where, f"column {column!r} is part of the key of {self.table}, which "
+                        "the batches are cut by; a backfill cannot change it")
+            return
+        target = self._keyed_table(model, self.into)  # ON CONFLICT DO NOTHING needs a key
+        for column in self.insert_columns:
+            if column not in target.columns:
+                raise ColumnDoesNotExistError(self.where, str(self.into), column)
+
+    def _keyed_table(self, model: SchemaModel, name: TableName):
+        table = model.table(name)
+        if table is None:
+            raise TableDoesNotExistError(self.where, str(name))
+        if not table.primary_key:
+            raise NoPrimaryKeyError(self.where, str(name))
+        return table
+
+    def apply(self, model: SchemaModel) -> None:
+        pass  # data only
+
+    # -- form (a): set ---------------------------------------------------------------------------
+    @property
+    def _differs(self) -> str:
+        cols = ", ".join(quote(c) for c in self.set)
+        exprs = ", ".join(f"({e})" for e in self.set.values())
+        return f"ROW({cols}) IS DISTINCT FROM ROW({exprs})"
+
+    @property
+    def _pending(self) -> str:
+        where = f"({self.predicate}) AND " if self.predicate else ""
+        return where + self._differs
+
+    def _rows(self, range_sql: str) -> str:
+        return f"(SELECT * FROM {self.table.sql} WHERE {range_sql})"
+
+    def backfill(self, ctx: OpContext) -> BackfillTask | None:
+        if self.into is None:
+            sets = ", ".join(f"{quote(c)} = ({e})" for c, e in self.set.items())
+            return BackfillTask(
+                f"set {', '.join(self.set)} of {self.table}",
+                self.table,
+                f"UPDATE {self.table.sql} SET {sets} WHERE {RANGE_PLACEHOLDER} AND {self._pending}",
+                self._pending,
+            )
+        return BackfillTask(
+            f"insert into {self.into} from {self.table}",
+            self.table,
+            f"INSERT INTO {self.into.sql} ({', '.join(quote(c) for c in self.insert_columns)})\n"
+            f"{self.select.replace(ROWS, self._rows(RANGE_PLACEHOLDER))}\nON CONFLICT DO NOTHING",
+        )
+
+    def unbackfill(self, ctx: OpContext) -> list[Action]:
+        if self.into is not None:
+            backup = ctx.backups.get(self.into)
+            if backup is None:  # created by this migration: its rollback drops it
+                return []
+            return [delete_rows_not_in_backup(self.into, backup, ctx.key_of(self.into),
+                                              "undo of the insert backfill")]
+        backup = ctx.backups.get(self.table)
+        existed = [c for c in self.set if c in ctx.backup_columns.get(self.table, [])]
+        if backup is None or not existed:
+            return []
+        return [restore_columns(self.table, backup, ctx.key_of(self.table), existed,
+                                "undo of the backfill")]
+
+    def checks(self, ctx: OpContext) -> list[ParityCheck]:
+        if self.into is not None:
+            return [self._insert_check()]
+        key = ctx.key_of(self.table)
+        shown = "ROW(" + ", ".join(quote(k) for k in key) + ")::text" if key else "ctid::text"
+        return [
+            ParityCheck(
+                f"{self.table.name}.backfill_{self.index}.applied",
+                f"every {self.table} row{' matching where' if self.predicate else ''} has "
+                f"{', '.join(self.set)} equal to the backfill's expressions",
+                f"SELECT count(*) FROM {self.table.sql} WHERE {self._pending}",
+                f"SELECT {shown} FROM {self.table.sql} WHERE {self._pending} LIMIT 20",
+            )
+        ]
+
+    def _insert_check(self) -> ParityCheck:
+        cols = ", ".join(quote(c) for c in self.insert_columns)
+        missing = (f"({self.select.replace(ROWS, self._rows('TRUE'))})\n"
+                   f"EXCEPT SELECT {cols} FROM {self.into.sql}")
+        return ParityCheck(
+            f"{self.into.name}.backfill_{self.index}.inserted",
+            f"every row the select derives from {self.table} is in {self.into}",
+            f"SELECT count(*) FROM ({missing}) AS missing",
+            f"SELECT missing::text FROM ({missing}) AS missing LIMIT 20",
+        )
+
+    def summary(self) -> str:
+        target = f"into {self.into}" if self.into else ", ".join(self.set)
+        return f"backfill {self.table}: {target}"

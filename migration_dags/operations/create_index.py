@@ -1,0 +1,135 @@
+"""create_index: an index built without blocking writes.
+
+    - create_index:
+        name: users_verification_token_idx
+        table: users
+        columns: [verification_token]
+        unique: false            # default
+        method: btree            # btree, hash, gist, gin, brin or spgist
+        where: "verification_token IS NOT NULL"   # optional: a partial index
+
+start builds it with CREATE INDEX CONCURRENTLY (outside a transaction; only a
+ShareUpdateExclusiveLock, so reads and writes go on). A CONCURRENTLY build that fails (a duplicate
+for a unique index, a cancel) leaves an INVALID index behind, which IF NOT EXISTS would take for
+done: start first drops an invalid index of that name. rollback drops it, CONCURRENTLY too. The
+validation step checks that the index exists and is valid.
+
+These actions wait for older transactions rather than time out (takes_lock=False): the lock they
+queue for does not conflict with reads or writes, and a CONCURRENTLY build stopped by lock_timeout
+would itself leave an invalid index.
+
+PostgreSQL 15 cannot build or drop an index CONCURRENTLY on a partitioned table; there the plain
+statements run instead (they block writes to the partitions while the index builds). The choice
+is made when the action runs (only_if), so `plan` shows both.
+"""
+
+from __future__ import annotations
+
+from ..actions import Action
+from ..errors import ColumnDoesNotExistError, SchemaValidationError, TableDoesNotExistError
+from ..fields import FieldReader
+from ..identifiers import TableName, quote
+from ..schema_model import SchemaModel
+from .base import OpContext, Operation, ParityCheck
+from .reading import optional_sql
+from .catalog_sql import all_of, check_count, index_valid_sql, is_partitioned_sql, negate
+
+METHODS = ("btree", "hash", "gist", "gin", "brin", "spgist")
+
+
+class CreateIndex(Operation):
+    kind = "create_index"
+
+    def read(self, reader: FieldReader) -> None:
+        self.name: str = reader.identifier("name")
+        self.table: TableName = reader.table()
+        self.columns: list[str] = reader.identifiers("columns")
+        self.unique: bool = reader.boolean("unique", False)
+        self.method: str = (reader.string("method", required=False, default="btree") or "").lower()
+        if self.method not in METHODS:
+            raise reader.error("method", f"must be one of {', '.join(METHODS)}, got {self.method!r}")
+        self.predicate: str | None = optional_sql(reader, "where")
+
+    def tables(self) -> set[TableName]:
+        return {self.table}
+
+    @property
+    def _qualified(self) -> str:
+        return f"{quote(self.table.schema)}.{quote(self.name)}"
+
+    def validate(self, model: SchemaModel) -> None:
+        table = model.table(self.table)
+        if table is None:
+            raise TableDoesNotExistError(self.where, str(self.table))
+        for column in self.columns:
+            if column not in table.columns:
+                raise ColumnDoesNotExistError(self.where, str(self.table), column)
+        if (self.table.schema, self.name) in model.relations:
+            raise SchemaValidationError(
+                self.where,
+                f"schema {self.table.schema} already has a relation or constraint named "
+                f"{self.name!r}; choose another index name",
+            )
+
+    def apply(self, model: SchemaModel) -> None:
+        model.tables[self.table].indexes.add(self.name)
+        model.relations.add((self.table.schema, self.name))
+
+    def _create_sql(self, concurrently: bool) -> str:
+        unique = "UNIQUE " if self.unique else ""
+        how = "CONCURRENTLY " if concurrently else ""
+        cols = ", ".join(quote(c) for c in self.columns)
+        where = f" WHERE ({self.predicate})" if self.predicate else ""
+        return (
+            f"CREATE {unique}INDEX {how}IF NOT EXISTS {quote(self.name)} ON {self.table.sql} "
+            f"USING {self.method} ({cols}){where}"
+        )
+
+    def start(self, ctx: OpContext) -> list[Action]:
+        plain = is_partitioned_sql(self.table)
+        invalid = index_valid_sql(self.table.schema, self.name, valid=False)
+        return [
+            Action(
+                f"drop invalid index {self.name} left by a failed concurrent build",
+                f"DROP INDEX CONCURRENTLY IF EXISTS {self._qualified}",
+                transactional=False, takes_lock=False, only_if=all_of(invalid, negate(plain)),
+            ),
+            Action(
+                f"create index {self.name} on {self.table} concurrently (writes go on)",
+                self._create_sql(concurrently=True),
+                transactional=False, takes_lock=False, only_if=negate(plain),
+            ),
+            Action(
+                f"create index {self.name} on partitioned table {self.table} (blocks writes "
+                "while it builds: PostgreSQL cannot build it concurrently)",
+                self._create_sql(concurrently=False),
+                only_if=plain,
+            ),
+        ]
+
+    def rollback(self, ctx: OpContext) -> list[Action]:
+        plain = is_partitioned_sql(self.table)
+        return [
+            Action(
+                f"drop index {self.name} concurrently",
+                f"DROP INDEX CONCURRENTLY IF EXISTS {self._qualified}",
+                transactional=False, takes_lock=False, only_if=negate(plain),
+            ),
+            Action(
+                f"drop index {self.name} of partitioned table {self.table}",
+                f"DROP INDEX IF EXISTS {self._qualified}",
+                only_if=plain,
+            ),
+        ]
+
+    def checks(self, ctx: OpContext) -> list[ParityCheck]:
+        return [
+            ParityCheck(
+                f"{self.table.name}.{self.name}.valid",
+                f"index {self.name} exists and is valid",
+                check_count(index_valid_sql(self.table.schema, self.name)),
+            )
+        ]
+
+    def summary(self) -> str:
+        return f"create_index {self.name} on {self.table}"

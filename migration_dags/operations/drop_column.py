@@ -1,0 +1,164 @@
+"""drop_column: remove a column at cutover, and be able to put it back exactly.
+
+    - drop_column: {table: users, column: legacy_flags}
+
+validate refuses a column that views read (they would break: drop or change the views first, with
+raw_sql), a key column (rows are restored by key), a serial column (its sequence goes with it)
+and a table without a key. start records the column's full definition (saved_columns.py); nothing
+else changes before cutover, so the application keeps reading it during backfill and validation.
+complete drops it. uncomplete re-adds it with the same type, collation, default, NOT NULL and
+comment, puts its values back from the pre-migration backup by key, and re-creates the indexes
+and constraints that were dropped with it. It lands at the end of the table; the fingerprints
+compare columns by name, so that is the same table. Rows inserted after the backup get the
+column's default (or NULL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..actions import Action
+from ..errors import (
+    ColumnDoesNotExistError,
+    NoPrimaryKeyError,
+    SchemaValidationError,
+    TableDoesNotExistError,
+)
+from ..fields import FieldReader
+from ..identifiers import TableName, literal, quote, short_name
+from ..schema_model import SchemaModel
+from .add_column import not_null_actions
+from .base import OpContext, Operation, column_exists_sql, constraint_exists_sql
+from .catalog_sql import all_of, index_exists_sql, negate
+from .restore import restore_columns
+from .saved_columns import (
+    SavedColumn,
+    forget_action,
+    is_dropped_sql,
+    mark_dropped_sql,
+    require_saved_sql,
+    save_actions,
+)
+
+
+class DropColumn(Operation):
+    kind = "drop_column"
+
+    def read(self, reader: FieldReader) -> None:
+        self.table: TableName = reader.table()
+        self.column: str = reader.identifier("column")
+
+    def tables(self) -> set[TableName]:
+        return {self.table}
+
+    def validate(self, model: SchemaModel) -> None:
+        table = model.table(self.table)
+        if table is None:
+            raise TableDoesNotExistError(self.where, str(self.table))
+        column = table.columns.get(self.column)
+        if column is None:
+            raise ColumnDoesNotExistError(self.where, str(self.table), self.column)
+        views = table.dependent_views.get(self.column)
+        if views:
+            raise SchemaValidationError(
+                self.where,
+                f"column {self.column!r} of {self.table} is used by view(s) {', '.join(sorted(views))}; "
+                "drop or change them first (raw_sql), then drop the column",
+            )
+        if not table.primary_key:
+            raise NoPrimaryKeyError(self.where, str(self.table))
+        if self.column in table.primary_key:
+            raise SchemaValidationError(
+                self.where,
+                f"column {self.column!r} is part of the key of {self.table}; its rows could not be "
+                "matched to the backup to undo the drop",
+            )
+        if column.default_sql and "nextval(" in column.default_sql:
+            raise SchemaValidationError(
+                self.where,
+                f"column {self.column!r} of {self.table} takes its default from a sequence, which "
+                "PostgreSQL drops with the column; drop it with raw_sql",
+            )
+
+    def apply(self, model: SchemaModel) -> None:
+        model.tables[self.table].columns.pop(self.column, None)
+
+    # -- verbs ---------------------------------------------------------------------------------
+    def start(self, ctx: OpContext) -> list[Action]:
+        return save_actions(ctx.migration, self.table, self.column)
+
+    def rollback(self, ctx: OpContext) -> list[Action]:
+        return [forget_action(ctx.migration, self.table, self.column)]
+
+    def complete(self, ctx: OpContext) -> list[Action]:
+        # One transaction: the column is gone if and only if the record says so.
+        return [
+            Action(
+                f"drop column {self.column} from {self.table}",
+                f"{require_saved_sql(ctx.migration, self.table, self.column)};\n"
+                f"ALTER TABLE {self.table.sql} DROP COLUMN IF EXISTS {quote(self.column)};\n"
+                + mark_dropped_sql(ctx.migration, self.table, self.column, True),
+                only_if=column_exists_sql(self.table, self.column),
+            )
+        ]
+
+    def uncomplete(self, ctx: OpContext) -> list[Action]:
+        saved = ctx.saved_columns.get((self.table, self.column))
+        if saved is None:  # never saved, so never dropped by this migration
+            return []
+        dropped = is_dropped_sql(ctx.migration, self.table, self.column)
+        actions = [self._add_back(saved), *self._restore_values(ctx, saved)]
+        if saved.not_null:
+            helper = short_name("mdg", self.table.name, self.column, "not_null")
+            actions += not_null_actions(self.table, self.column, helper)
+        if saved.comment is not None:
+            actions.append(Action(
+                f"put back the comment on {self.table}.{self.column}",
+                f"COMMENT ON COLUMN {self.table.sql}.{quote(self.column)} IS {literal(saved.comment)}",
+            ))
+        actions += [self._recreate(d) for d in saved.dependents]
+        # Every step above runs only while the record says the column is ours to put back.
+        actions = [replace(a, only_if=all_of(dropped, a.only_if) if a.only_if else dropped)
+                   for a in actions]
+        return actions + [
+            Action(
+                f"mark {self.table}.{self.column} as restored",
+                mark_dropped_sql(ctx.migration, self.table, self.column, False),
+                takes_lock=False,
+                only_if=dropped,
+            )
+        ]
+
+    def _add_back(self, saved: SavedColumn) -> Action:
+        parts = [quote(self.column), saved.type_sql]
+        if saved.collation_sql:
+            parts.append(f"COLLATE {saved.collation_sql}")
+        if saved.generated:
+            parts.append(f"GENERATED ALWAYS AS ({saved.default_sql}) STORED")
+        elif saved.default_sql is not None:
+            # A constant default is instant and fills rows the backup does not have.
+            parts.append(f"DEFAULT {saved.default_sql}")
+        return Action(
+            f"add column {self.column} back to {self.table}",
+            f"ALTER TABLE {self.table.sql} ADD COLUMN IF NOT EXISTS {' '.join(parts)}",
+        )
+
+    def _restore_values(self, ctx: OpContext, saved: SavedColumn) -> list[Action]:
+        backup = ctx.backups.get(self.table)
+        if saved.generated or backup is None:  # generated: PostgreSQL recomputes it
+            return []
+        if self.column not in ctx.backup_columns.get(self.table, []):
+            return []  # made by this migration: no values from before it to put back
+        return [restore_columns(self.table, backup, ctx.key_of(self.table), [self.column],
+                                "undo of drop_column")]
+
+    def _recreate(self, dependent) -> Action:
+        if dependent.kind == "index":
+            exists = index_exists_sql(self.table.schema, dependent.name)
+        else:
+            exists = constraint_exists_sql(self.table, dependent.name)
+        return Action(f"re-create {dependent.kind} {dependent.name} dropped with the column",
+                      dependent.ddl, only_if=negate(exists))
+
+    def summary(self) -> str:
+        return f"drop_column {self.table}.{self.column}"

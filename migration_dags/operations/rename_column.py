@@ -1,0 +1,69 @@
+"""rename_column: a new name for a column, switched at cutover.
+
+    - rename_column: {table: users, from: name, to: full_name}
+
+Nothing happens before cutover: the old name stays valid while the backfill and validation run.
+complete renames it (a catalog change under a brief AccessExclusiveLock, no rewrite); uncomplete
+renames it back. Views, indexes, constraints and foreign keys refer to columns by number, so they
+follow the rename; SQL inside functions (user triggers written in plpgsql, for instance) refers to
+it by name and does not: change those in the same migration with raw_sql.
+"""
+
+from __future__ import annotations
+
+from ..actions import Action
+from ..errors import ColumnAlreadyExistsError, ColumnDoesNotExistError, TableDoesNotExistError
+from ..fields import FieldReader
+from ..identifiers import TableName, quote
+from ..schema_model import SchemaModel
+from .base import OpContext, Operation, column_exists_sql
+from .catalog_sql import all_of, negate
+
+
+class RenameColumn(Operation):
+    kind = "rename_column"
+
+    def read(self, reader: FieldReader) -> None:
+        self.table: TableName = reader.table()
+        self.old: str = reader.identifier("from")
+        self.new: str = reader.identifier("to")
+        if self.old == self.new:
+            raise reader.error("to", f"is the same name as from ({self.old!r})")
+
+    def tables(self) -> set[TableName]:
+        return {self.table}
+
+    def validate(self, model: SchemaModel) -> None:
+        table = model.table(self.table)
+        if table is None:
+            raise TableDoesNotExistError(self.where, str(self.table))
+        if self.old not in table.columns:
+            raise ColumnDoesNotExistError(self.where, str(self.table), self.old)
+        if self.new in table.columns:
+            raise ColumnAlreadyExistsError(self.where, str(self.table), self.new)
+
+    def apply(self, model: SchemaModel) -> None:
+        table = model.tables[self.table]
+        column = table.columns[self.old]
+        column.name = self.new
+        table.columns = {(self.new if n == self.old else n): c for n, c in table.columns.items()}
+        table.primary_key = [self.new if k == self.old else k for k in table.primary_key]
+        if self.old in table.dependent_views:
+            table.dependent_views[self.new] = table.dependent_views.pop(self.old)
+
+    def _rename(self, old: str, new: str, why: str) -> Action:
+        return Action(
+            f"rename {self.table}.{old} to {new} ({why})",
+            f"ALTER TABLE {self.table.sql} RENAME COLUMN {quote(old)} TO {quote(new)}",
+            only_if=all_of(column_exists_sql(self.table, old),
+                           negate(column_exists_sql(self.table, new))),
+        )
+
+    def complete(self, ctx: OpContext) -> list[Action]:
+        return [self._rename(self.old, self.new, "cutover")]
+
+    def uncomplete(self, ctx: OpContext) -> list[Action]:
+        return [self._rename(self.new, self.old, "undo cutover")]
+
+    def summary(self) -> str:
+        return f"rename_column {self.table}.{self.old} -> {self.new}"

@@ -1,0 +1,52 @@
+"""Putting rows back as the pre-migration backup has them, as actions for the undo verbs.
+
+unbackfill and uncomplete use these. Rows are matched by key (the table's primary key or unique
+NOT NULL key, as the engine's context gives it) and only rows that differ are written, so a
+restore run twice changes nothing the second time.
+
+A restore writes back values that were already there, so it must not look like a user's write:
+it runs with `session_replication_role = replica`, which keeps user triggers (an `updated_at`
+trigger, an audit trigger) from firing and turning the restore itself into a change. It also
+skips foreign key checks: a value put back is not checked again against rows deleted since the
+backup. Setting it needs superuser or, on PostgreSQL 15+, `GRANT SET ON PARAMETER
+session_replication_role`.
+"""
+
+from __future__ import annotations
+
+from ..actions import Action
+from ..identifiers import TableName, quote
+from .base import key_match
+
+# SET LOCAL: the setting ends with the action's own transaction (actions are transactional).
+QUIET = "SET LOCAL session_replication_role = replica;\n"
+
+
+def restore_columns(
+    table: TableName, backup: TableName, keys: list[str], columns: list[str], why: str
+) -> Action:
+    """Set `columns` of every row present in the backup back to the backed-up values."""
+    columns = [c for c in columns if c not in keys]  # keys are what rows are matched on
+    sets = ", ".join(f"{quote(c)} = b.{quote(c)}" for c in columns)
+    differs = (
+        "ROW(" + ", ".join(f"s.{quote(c)}" for c in columns) + ") IS DISTINCT FROM ROW("
+        + ", ".join(f"b.{quote(c)}" for c in columns) + ")"
+    )
+    return Action(
+        f"restore {', '.join(columns)} of {table} from its backup ({why})",
+        f"{QUIET}UPDATE {table.sql} AS s SET {sets} FROM {backup.sql} AS b\n"
+        f"WHERE {key_match(keys, 's', 'b')} AND {differs}",
+    )
+
+
+def delete_rows_not_in_backup(table: TableName, backup: TableName, keys: list[str], why: str) -> Action:
+    """Delete rows whose key the backup does not have (rows the migration inserted).
+
+    Runs with triggers on: a row another table references must make this fail loudly (or cascade
+    as the schema says), not silently leave orphans.
+    """
+    return Action(
+        f"delete rows of {table} that are not in its backup ({why})",
+        f"DELETE FROM {table.sql} AS s\n"
+        f"WHERE NOT EXISTS (SELECT 1 FROM {backup.sql} AS b WHERE {key_match(keys, 's', 'b')})",
+    )

@@ -1,0 +1,372 @@
+"""Throttle: when a backfill may run its next batch, and how big it may be.
+
+A backfill shares the database with its clients. These rules keep it from hurting them:
+
+- a fixed pause between batches (`batch_pause_ms`);
+- pacing by measured client activity: a watcher on its own connection samples pg_stat_activity
+  every few milliseconds.  While other sessions of the database are busy, batches are sized to
+  take about `busy_batch_ms` (a client whose row a batch holds waits at most that long) and the
+  backfill runs only `busy_duty` of the time (after a 20 ms batch it sleeps 20 ms at 0.5), so it
+  takes at most about half a core from them; while nobody else is busy, batches grow to the
+  migration's `batch_size` and run back to back;
+- no client waits long on a batch: a session blocked by the backfill session (pg_blocking_pids)
+  for `max_client_wait_ms` gets the batch cancelled (rolled back, nothing kept: batches are
+  idempotent); the backfill lets the clients through, then goes on with half the batch;
+- a pause while other sessions wait on locks held by the backfill session, while a transaction
+  older than `max_transaction_age_s` is open in the database (the dead rows the backfill leaves
+  cannot be vacuumed until it ends), and while a replica replays more than
+  `max_replication_lag_s` behind (pg_stat_replication; no replica means no lag).
+
+Sessions named `migration-dags ...` (the tool's own) are never counted as clients.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import psycopg
+
+OWN_SESSIONS = "migration-dags%"
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    batch_pause_ms: int = 0
+    # a client blocked this long by a batch gets the batch cancelled; 0: never cancel
+    max_client_wait_ms: int = 50
+    # while clients are busy: batch duration to aim at, and share of the time the backfill runs
+    busy_batch_ms: int = 20
+    busy_duty: float = 0.5
+    # pause while a transaction older than this is open in the database; 0: no limit
+    max_transaction_age_s: float = 300.0
+    # pause while a replica replays more than this far behind; 0: no limit
+    max_replication_lag_s: float = 30.0
+    min_batch_size: int = 100
+    # how often the pause conditions are read between batches, and while paused
+    check_interval_s: float = 0.5
+    # how often the watcher samples sessions while a batch runs (and 5x slower otherwise)
+    watch_interval_s: float = 0.01
+    # clients count as busy when seen in this last stretch of time
+    busy_window_s: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: object) -> "ThrottleSettings":
+        """From a migration's `settings:` (spec.MigrationSettings); absent fields keep defaults."""
+        d = cls()
+        names = ("batch_pause_ms", "max_client_wait_ms", "max_transaction_age_s",
+                 "max_replication_lag_s")
+        return cls(**{n: type(getattr(d, n))(getattr(settings, n, getattr(d, n))) for n in names})
+
+
+@dataclass
+class Pause:
+    """Time slept before one batch, by kind of reason, and the last reason in words."""
+
+    seconds: float = 0.0
+    by_reason: dict[str, float] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def reason(self) -> str:
+        """Why it paused, when it was for more than the routine pause and pacing."""
+        return self.detail
+
+    def add(self, kind: str, seconds: float, detail: str = "") -> None:
+        self.seconds += seconds
+        self.by_reason[kind] = self.by_reason.get(kind, 0.0) + seconds
+        if detail:
+            self.detail = detail
+
+
+@dataclass
+class BatchWatch:
+    """What the watcher saw while one batch ran."""
+
+    cancelled: bool = False
+    waiters: int = 0          # most sessions seen blocked by the batch at once
+    max_wait_ms: float = 0.0  # longest wait seen
+
+
+# -- SQL --------------------------------------------------------------------------------------
+# One sample: sessions blocked by %(pid)s, their longest wait, and other busy client sessions.
+SAMPLE_SQL = """
+SELECT count(*) FILTER (WHERE blocked),
+       coalesce(max(waited_ms) FILTER (WHERE blocked), 0),
+       count(*) FILTER (WHERE busy)
+FROM (SELECT CASE WHEN wait_event_type = 'Lock'
+                  THEN %(pid)s = ANY(pg_blocking_pids(pid)) ELSE false END AS blocked,
+             extract(epoch FROM clock_timestamp() - query_start)::float8 * 1000 AS waited_ms,
+             state <> 'idle' AND application_name NOT LIKE %(own)s AS busy
+      FROM pg_stat_activity
+      WHERE datname = current_database() AND backend_type = 'client backend'
+        AND pid <> pg_backend_pid() AND pid <> %(pid)s
+      OFFSET 0) s
+"""
+
+BLOCKED_BY_SQL = """
+SELECT count(*), coalesce(max(waited_ms), 0)
+FROM (SELECT pid, extract(epoch FROM clock_timestamp() - query_start)::float8 * 1000 AS waited_ms
+      FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> %(pid)s OFFSET 0) a
+WHERE %(pid)s = ANY(pg_blocking_pids(a.pid))
+"""
+
+LONG_TRANSACTION_SQL = """
+SELECT pid, coalesce(nullif(application_name, ''), usename, '?'),
+       extract(epoch FROM clock_timestamp() - xact_start)::float8
+FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+  AND backend_type = 'client backend' AND application_name NOT LIKE %(own)s
+  AND xact_start < clock_timestamp() - make_interval(secs => %(limit)s)
+ORDER BY xact_start LIMIT 1
+"""
+
+REPLICATION_LAG_SQL = """
+SELECT coalesce(max(extract(epoch FROM greatest(write_lag, flush_lag, replay_lag))), 0)::float8,
+       count(*)
+FROM pg_stat_replication
+"""
+
+
+class _Watcher:
+    """A thread sampling pg_stat_activity on its own connection: client activity always, and
+    the sessions a running batch blocks (cancelling the batch when one waits too long)."""
+
+    def __init__(self, conn: psycopg.Connection, settings: ThrottleSettings):
+        self.conn = conn
+        self.settings = settings
+        self.pid = 0
+        self.batch: BatchWatch | None = None
+        self.last_busy = -1e9   # monotonic time clients were last seen busy
+        self.samples = 0
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="backfill-watcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        s = self.settings
+        try:
+            while not self._stop.is_set():
+                with self._guard:
+                    batch, pid = self.batch, self.pid
+                blocked, waited_ms, busy = self.conn.execute(SAMPLE_SQL, {"pid": pid, "own": OWN_SESSIONS}).fetchone()
+                self.samples += 1
+                if busy:
+                    self.last_busy = time.monotonic()
+                if batch is not None and blocked:
+                    batch.waiters = max(batch.waiters, int(blocked))
+                    batch.max_wait_ms = max(batch.max_wait_ms, float(waited_ms))
+                    if (s.max_client_wait_ms > 0 and waited_ms >= s.max_client_wait_ms
+                            and not batch.cancelled):
+                        with self._guard:
+                            if self.batch is batch:  # still the same batch: cancel it
+                                batch.cancelled = True
+                                self.conn.execute("SELECT pg_cancel_backend(%s)", (pid,))
+                interval = s.watch_interval_s if batch is not None else s.watch_interval_s * 5
+                self._wake.wait(interval)
+                self._wake.clear()
+        except psycopg.Error:
+            pass  # a watcher that cannot watch leaves the batches alone
+
+    def begin(self, pid: int, batch: BatchWatch) -> None:
+        with self._guard:
+            self.pid, self.batch = pid, batch
+        self._wake.set()
+
+    def end(self) -> None:
+        # Under the guard: once this returns, no cancel can reach the backfill session.
+        with self._guard:
+            self.batch = None
+
+    def wait_first_sample(self, timeout: float = 1.0) -> None:
+        until = time.monotonic() + timeout
+        while self.samples == 0 and self._thread.is_alive() and time.monotonic() < until:
+            time.sleep(0.002)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self.conn.close()
+
+
+class Throttle:
+    """Pauses and batch sizes for one backfill session.
+
+    `connect` (a URL or a function returning an autocommit connection to the same database)
+    gives the watcher its connection; without it there is no pacing by client activity and no
+    cancelling.  `sleep` is injectable for tests.  Not shared between threads.
+    """
+
+    def __init__(
+        self,
+        settings: ThrottleSettings = ThrottleSettings(),
+        connect: Callable[[], psycopg.Connection] | str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.settings = settings
+        if isinstance(connect, str):
+            url = connect
+            connect = lambda: psycopg.connect(  # noqa: E731
+                _libpq(url), autocommit=True, application_name="migration-dags backfill watcher")
+        self._connect = connect
+        self._sleep = sleep
+        self._watcher: _Watcher | None = None
+        self._last_check = -1e9
+        self._rate = 0.0  # rows/s of recent batches
+
+    # -- client activity -----------------------------------------------------------------------
+    def _watch(self) -> _Watcher | None:
+        if self._connect is None:
+            return None
+        if self._watcher is None:
+            self._watcher = _Watcher(self._connect(), self.settings)
+            self._watcher.wait_first_sample()
+        return self._watcher
+
+    def clients_busy(self) -> bool:
+        w = self._watch()
+        return w is not None and time.monotonic() - w.last_busy < self.settings.busy_window_s
+
+    # -- between batches ---------------------------------------------------------------------
+    def conditions(self, conn: psycopg.Connection) -> list[tuple[str, str]]:
+        """Reasons to pause right now, as (kind, words); empty: go on."""
+        s = self.settings
+        reasons = []
+        blocked, wait_ms = conn.execute(BLOCKED_BY_SQL, {"pid": conn.info.backend_pid}).fetchone()
+        if blocked:
+            reasons.append(("lock waiters", f"{blocked} session(s) wait on locks held by the "
+                                            f"backfill session ({wait_ms:.0f} ms)"))
+        if s.max_transaction_age_s > 0:
+            row = conn.execute(LONG_TRANSACTION_SQL, {"limit": s.max_transaction_age_s,
+                                                      "own": OWN_SESSIONS}).fetchone()
+            if row is not None:
+                pid, app, age = row
+                reasons.append(("long transaction", f"transaction of pid {pid} ({app}) open "
+                                f"{age:.0f} s, over the {s.max_transaction_age_s:g} s limit"))
+        if s.max_replication_lag_s > 0:
+            lag, _replicas = conn.execute(REPLICATION_LAG_SQL).fetchone()
+            if lag > s.max_replication_lag_s:
+                reasons.append(("replication lag", f"replication lag {lag:.1f} s, over the "
+                                f"{s.max_replication_lag_s:g} s limit"))
+        return reasons
+
+    def before_batch(
+        self, conn: psycopg.Connection, last_batch_s: float = 0.0, after_cancel: bool = False,
+        report: Callable[[Pause], None] | None = None,
+    ) -> Pause:
+        """Sleep as long as the rules say; returns how long and why.  `report` is called now and
+        then while a condition holds, so a long pause shows in the progress."""
+        s = self.settings
+        pause = Pause()
+        if s.batch_pause_ms > 0:
+            self._sleep(s.batch_pause_ms / 1000)
+            pause.add("batch_pause_ms", s.batch_pause_ms / 1000)
+        if after_cancel:
+            wait = max(s.max_client_wait_ms, 20) / 1000
+            self._sleep(wait)
+            pause.add("clients waited on a batch", wait,
+                      "a client waited on a batch: cancelled it, retrying it smaller")
+        elif last_batch_s > 0 and 0 < s.busy_duty < 1 and self.clients_busy():
+            wait = last_batch_s * (1 / s.busy_duty - 1)
+            self._sleep(wait)
+            pause.add("pacing", wait)
+        now = time.monotonic()
+        if now - self._last_check < s.check_interval_s:
+            return pause
+        self._last_check = now
+        checks = 0
+        while True:
+            reasons = self.conditions(conn)
+            if not reasons:
+                return pause
+            started = time.monotonic()
+            self._sleep(s.check_interval_s)
+            pause.add(reasons[0][0], time.monotonic() - started,
+                      "; ".join(words for _kind, words in reasons))
+            checks += 1
+            if report is not None and checks % 4 == 1:
+                report(pause)
+
+    # -- during a batch ----------------------------------------------------------------------
+    @contextmanager
+    def watch(self, conn: psycopg.Connection) -> Iterator[BatchWatch]:
+        """Watch the batch running on `conn`; cancel it when a client waited on it too long."""
+        seen = BatchWatch()
+        w = self._watch()
+        if w is None:
+            yield seen
+            return
+        w.begin(conn.info.backend_pid, seen)
+        try:
+            yield seen
+        finally:
+            w.end()
+
+    def next_size(self, size: int, rows: int, batch_s: float, seen: BatchWatch, top: int) -> int:
+        """The next batch's size, at most `top`: half after a cancel; about busy_batch_ms of
+        work while clients are busy; otherwise growing by half."""
+        s = self.settings
+        floor = min(s.min_batch_size, top)
+        if rows > 0 and batch_s > 0:
+            rate = rows / batch_s
+            self._rate = rate if self._rate == 0 else 0.7 * self._rate + 0.3 * rate
+        if seen.cancelled:
+            return max(floor, size // 2)
+        if self.clients_busy() and self._rate > 0:
+            return max(floor, min(top, int(self._rate * s.busy_batch_ms / 1000)))
+        return max(floor, min(top, int(size * 1.5) + 1))
+
+    def first_size(self, top: int) -> int:
+        """While clients are busy, start small and let next_size find the size."""
+        if self.clients_busy():
+            return max(min(self.settings.min_batch_size, top), min(top, 1000))
+        return top
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
+
+    def __enter__(self) -> "Throttle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _CallThrottle(Throttle):
+    """A plain function called before every batch (the old interface)."""
+
+    def __init__(self, fn: Callable[[psycopg.Connection], None]):
+        super().__init__(OFF)
+        self._fn = fn
+
+    def before_batch(self, conn, last_batch_s=0.0, after_cancel=False, report=None) -> Pause:
+        self._fn(conn)
+        return Pause()
+
+
+OFF = ThrottleSettings(max_client_wait_ms=0, busy_duty=1.0, max_transaction_age_s=0,
+                       max_replication_lag_s=0)
+
+
+def as_throttle(value: object) -> Throttle:
+    if value is None:
+        return Throttle(OFF)
+    if isinstance(value, Throttle):
+        return value
+    if callable(value):
+        return _CallThrottle(value)
+    raise TypeError(f"not a throttle: {value!r}")
+
+
+def _libpq(url: str) -> str:
+    from .runtime import libpq_url
+
+    return libpq_url(url)

@@ -1,0 +1,294 @@
+"""The lifecycle harness: one migration through every step, up and down, twice (pgroll style).
+
+    setup SQL -> snapshot
+    up every step -> after_up(conn) -> down every step -> database == snapshot
+    up every step again; before schema_change and cutover: for every k, running the step's first
+        k actions and then its undo (what the engine does when action k+1 fails) leaves the
+        database as it was; after each step: running it again is skipped, and running its
+        actions again (starts, backfill statements over every row, completes) changes nothing
+    down every step again; after each one, running its undo actions again changes nothing
+    -> database == snapshot
+
+A snapshot is `pg_dump --schema-only` of the database without the tool's schemas (column lines
+of each CREATE TABLE sorted, since a column dropped and re-added comes back last) plus every user
+table's rows, columns in name order, sorted. The many in-between checks use `quick_snapshot`,
+read from the catalog in a few queries, to keep a case at a couple of seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+
+from migration_dags.engine import MigrationEngine
+from migration_dags.fingerprint import data_fingerprint
+from migration_dags.identifiers import TableName, quote
+from migration_dags.runtime import ActionRunner, connect
+from migration_dags.spec import Migration, load_migration
+from migration_dags.state import BACKUP_SCHEMA, STATE_SCHEMA, STEPS
+
+PG_DUMP = "/usr/bin/pg_dump"
+TOOL_SCHEMAS = (STATE_SCHEMA, BACKUP_SCHEMA)
+Check = Callable[[psycopg.Connection], None]
+
+
+# -- snapshots ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Snapshot:
+    schema: str
+    rows: dict[str, list[str]]
+
+
+def user_tables(conn: psycopg.Connection) -> list[TableName]:
+    rows = conn.execute(
+        """SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'p') AND n.nspname <> ALL(%s)
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             AND n.nspname NOT LIKE 'pg\\_%%'
+           ORDER BY 1, 2""",
+        (list(TOOL_SCHEMAS),),
+    ).fetchall()
+    return [TableName(s, t) for s, t in rows]
+
+
+def table_rows(conn: psycopg.Connection) -> dict[str, list[str]]:
+    """Every user table's rows as text, its columns in name order, sorted."""
+    out = {}
+    for table in user_tables(conn):
+        cols = [r[0] for r in conn.execute(
+            """SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0
+               AND NOT attisdropped ORDER BY attname""", (table.sql,))]
+        row = "ROW(" + ", ".join(f"t.{quote(c)}" for c in cols) + ")::text"
+        out[str(table)] = sorted(r[0] for r in conn.execute(f"SELECT {row} FROM {table.sql} AS t"))
+    return out
+
+
+def normalize_dump(text: str) -> str:
+    """pg_dump output without comments and settings, with each CREATE TABLE's lines sorted."""
+    lines = [
+        ln for ln in text.splitlines()
+        if ln.strip() and not ln.startswith("--") and not ln.startswith("SET ")
+        and not ln.startswith("SELECT pg_catalog.set_config")
+        and not ln.startswith(("\\restrict ", "\\unrestrict "))  # a random key per dump
+    ]
+    out, body = [], None
+    for ln in lines:
+        if body is not None:
+            if ln.startswith(")"):
+                out += sorted(b.rstrip(",") for b in body)
+                out.append(ln)
+                body = None
+            else:
+                body.append(ln)
+            continue
+        out.append(ln)
+        if re.match(r"^CREATE (UNLOGGED )?TABLE .*\($", ln):
+            body = []
+    return "\n".join(out)
+
+
+def snapshot(database_url: str) -> Snapshot:
+    excludes = [f"--exclude-schema={s}" for s in TOOL_SCHEMAS]
+    dump = subprocess.run(
+        [PG_DUMP, "--schema-only", "--no-owner", *excludes, "-d", database_url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return Snapshot(normalize_dump(dump), table_rows(conn))
+
+
+_CATALOG = r"""
+SELECT 'column', c.oid::regclass::text, a.attname, format_type(a.atttypid, a.atttypmod)
+       || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+       || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE c.oid = ANY(%(rels)s) AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'constraint', conrelid::regclass::text, conname, pg_get_constraintdef(oid) || ' ' || convalidated
+FROM pg_constraint WHERE conrelid = ANY(%(rels)s)
+UNION ALL
+SELECT 'index', indrelid::regclass::text, indexrelid::regclass::text,
+       pg_get_indexdef(indexrelid) || ' ' || indisvalid
+FROM pg_index WHERE indrelid = ANY(%(rels)s)
+UNION ALL
+SELECT 'trigger', tgrelid::regclass::text, tgname, pg_get_triggerdef(oid)
+FROM pg_trigger WHERE tgrelid = ANY(%(rels)s) AND NOT tgisinternal
+UNION ALL
+SELECT 'view', schemaname, viewname, definition FROM pg_views
+WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+UNION ALL
+SELECT 'function', n.nspname, p.oid::regprocedure::text, pg_get_functiondef(p.oid)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prokind IN ('f', 'p')
+UNION ALL
+SELECT 'relation', n.nspname, c.relname, c.relkind::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', %(state)s, %(backup)s) AND n.nspname NOT LIKE 'pg\_%%'
+ORDER BY 1, 2, 3
+"""
+
+
+def quick_snapshot(conn: psycopg.Connection) -> tuple:
+    """Cheaper than `snapshot` (no pg_dump): every user table's columns, constraints, indexes and
+    triggers, every view and function definition (the tool's schema included, so a leftover
+    trigger function shows), every user relation's name and kind, and each table's row
+    fingerprint."""
+    tables = user_tables(conn)
+    oids = [conn.execute("SELECT to_regclass(%s)::oid", (t.sql,)).fetchone()[0] for t in tables]
+    catalog = conn.execute(_CATALOG, {"rels": oids, "state": STATE_SCHEMA, "backup": BACKUP_SCHEMA}).fetchall()
+    return catalog, {str(t): data_fingerprint(conn, t) for t in tables}
+
+
+def assert_same(before: Snapshot, after: Snapshot, when: str) -> None:
+    assert after.schema == before.schema, f"schema differs {when}:\n" + _diff(before.schema, after.schema)
+    assert after.rows == before.rows, f"rows differ {when}: " + _row_diff(before.rows, after.rows)
+
+
+def _diff(a: str, b: str) -> str:
+    import difflib
+
+    return "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), "before", "after", lineterm=""))
+
+
+def _row_diff(a: dict, b: dict) -> str:
+    parts = []
+    for table in sorted(set(a) | set(b)):
+        x, y = a.get(table, []), b.get(table, [])
+        if x != y:
+            gone, new = sorted(set(x) - set(y))[:3], sorted(set(y) - set(x))[:3]
+            parts.append(f"{table}: {len(x)} -> {len(y)} rows, e.g. missing {gone}, extra {new}")
+    return "; ".join(parts)
+
+
+# -- migrations --------------------------------------------------------------------------------
+def write_migration(migrations_dir: Path, yaml_text: str) -> Migration:
+    text = textwrap.dedent(yaml_text).strip() + "\n"
+    name = re.search(r"^name:\s*(\S+)", text, re.M).group(1)
+    path = migrations_dir / f"{name}.yaml"
+    path.write_text(text)
+    return load_migration(path)
+
+
+def engine_for(database_url: str, migrations_dir: Path, yaml_text: str) -> MigrationEngine:
+    return MigrationEngine(write_migration(migrations_dir, yaml_text), database_url)
+
+
+def run_sql(database_url: str, sql: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(textwrap.dedent(sql))
+
+
+def up_all(engine: MigrationEngine) -> None:
+    for step in STEPS:
+        engine.up(step)
+
+
+def down_all(engine: MigrationEngine) -> None:
+    for step in reversed(STEPS):
+        engine.down(step)
+
+
+# -- re-running a step's own actions -------------------------------------------------------------
+def _rerun_up(engine: MigrationEngine, conn: psycopg.Connection, step: str) -> None:
+    ctx = engine.context(conn)
+    ops = engine.migration.operations
+    runner = ActionRunner(conn)
+    if step == "schema_change":
+        runner.run_all([a for op in ops for a in op.start(ctx)])
+    elif step == "cutover":
+        runner.run_all([a for op in ops for a in op.complete(ctx)])
+    elif step == "backfill":
+        for task in engine.backfill_tasks(ctx):
+            changed = conn.execute(task.for_range("TRUE")).rowcount
+            assert changed == 0, f"backfill {task.description!r} changed {changed} rows when re-run"
+
+
+def _rerun_down(engine: MigrationEngine, conn: psycopg.Connection, step: str) -> None:
+    ctx = engine.context(conn)
+    ops = list(reversed(engine.migration.operations))
+    verb = {"schema_change": "rollback", "backfill": "unbackfill", "cutover": "uncomplete"}.get(step)
+    if verb is not None:
+        ActionRunner(conn).run_all([a for op in ops for a in getattr(op, verb)(ctx)])
+
+
+def _check_half_done_undo(engine: MigrationEngine, conn: psycopg.Connection, step: str) -> None:
+    """Stop the step after each of its actions in turn and undo it, as the engine does when the
+    next action fails (with the context computed before the step, as the engine's undo has it)."""
+    do_verb, undo_verb = {"schema_change": ("start", "rollback"), "cutover": ("complete", "uncomplete")}[step]
+    ctx = engine.context(conn)
+    ops = engine.migration.operations
+    actions = [a for op in ops for a in getattr(op, do_verb)(ctx)]
+    undo = [a for op in reversed(ops) for a in getattr(op, undo_verb)(ctx)]
+    runner = ActionRunner(conn)
+    state = quick_snapshot(conn)
+    for k in range(1, len(actions)):
+        runner.run_all(actions[:k])
+        runner.run_all(undo)
+        assert quick_snapshot(conn) == state, (
+            f"undoing {step} after its first {k} actions (last: {actions[k - 1].description}) "
+            "left the database changed")
+
+
+# -- the lifecycle -------------------------------------------------------------------------------
+def run_lifecycle(
+    database_url: str,
+    migrations_dir: Path,
+    migration_yaml: str,
+    setup_sql: str = "",
+    after_up: Check | None = None,
+    after_down: Check | None = None,
+) -> MigrationEngine:
+    """Run the whole cycle described in the module docstring; returns the engine."""
+    if setup_sql:
+        run_sql(database_url, setup_sql)
+    engine = engine_for(database_url, migrations_dir, migration_yaml)
+    engine.plan()  # the dry run works before anything is applied
+    before = snapshot(database_url)
+
+    up_all(engine)
+    if after_up is not None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            after_up(conn)
+    down_all(engine)
+    assert_same(before, snapshot(database_url), "after the first down")
+    if after_down is not None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            after_down(conn)
+
+    with connect(database_url, "lifecycle test") as conn:
+        for step in STEPS:
+            if step in ("schema_change", "cutover"):
+                _check_half_done_undo(engine, conn, step)
+            engine.up(step)
+            assert engine.up(step).skipped_reason == "already applied"
+            state = quick_snapshot(conn)
+            _rerun_up(engine, conn, step)
+            assert quick_snapshot(conn) == state, f"re-running the actions of {step} changed the database"
+        for step in reversed(STEPS):
+            engine.down(step)
+            assert engine.down(step).skipped_reason == "not applied"
+            state = quick_snapshot(conn)
+            _rerun_down(engine, conn, step)
+            assert quick_snapshot(conn) == state, f"re-running the undo of {step} changed the database"
+    assert_same(before, snapshot(database_url), "after the second down")
+    return engine
+
+
+def assert_unchanged_by(database_url: str, action: Callable[[], object], error: type[BaseException]):
+    """Run `action`, expect `error`, and prove the database did not change (quick snapshot: the
+    tool's own state tables may change, nothing else). Returns the error."""
+    import pytest
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        before = quick_snapshot(conn)
+        with pytest.raises(error) as caught:
+            action()
+        assert quick_snapshot(conn) == before, f"the database changed although {error.__name__} was raised"
+    return caught.value

@@ -1,0 +1,116 @@
+"""raw_sql through the lifecycle, and steps that fail midway undoing their own partial work."""
+
+from __future__ import annotations
+
+import pytest
+from operations.lifecycle import (
+    assert_same,
+    assert_unchanged_by,
+    engine_for,
+    run_lifecycle,
+    run_sql,
+    snapshot,
+)
+from operations.shop import SHOP, migration
+
+from migration_dags.errors import SpecError, StepFailedError, TableDoesNotExistError
+
+
+def test_raw_sql_at_start_and_at_cutover(database_url, migrations_dir):
+    def after_up(conn):
+        assert conn.execute("SELECT count(*) FROM paid_orders").fetchone()[0] == 100
+        comment = conn.execute("SELECT obj_description('orders'::regclass)").fetchone()[0]
+        assert comment == "orders, one row each"
+
+    run_lifecycle(database_url, migrations_dir, migration("raw_view", """
+        - raw_sql:
+            table: orders
+            up: "CREATE OR REPLACE VIEW paid_orders AS SELECT id, total FROM orders WHERE status = 'paid'"
+            down: "DROP VIEW IF EXISTS paid_orders"
+        - raw_sql:
+            tables: [orders]
+            step: complete
+            up: "COMMENT ON TABLE orders IS 'orders, one row each'"
+            down: "COMMENT ON TABLE orders IS NULL"
+    """), SHOP, after_up=after_up)
+
+
+def test_raw_sql_outside_a_transaction(database_url, migrations_dir):
+    def after_up(conn):
+        valid = conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'orders_note_idx'::regclass").fetchone()
+        assert valid == (True,)
+
+    run_lifecycle(database_url, migrations_dir, migration("raw_concurrently", """
+        - raw_sql:
+            table: orders
+            transactional: false
+            up: "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_note_idx ON orders (note)"
+            down: "DROP INDEX CONCURRENTLY IF EXISTS orders_note_idx"
+    """), SHOP, after_up=after_up)
+
+
+def test_a_start_failing_after_earlier_operations_undoes_them(database_url, migrations_dir):
+    """The third operation fails; the column, trigger and index the first two made are undone."""
+    run_sql(database_url, SHOP)
+    engine = engine_for(database_url, migrations_dir, migration("fails_midway", """
+        - add_column:
+            table: orders
+            column: {name: is_paid, type: boolean}
+            up: "status = 'paid'"
+        - create_index: {name: orders_status_idx, table: orders, columns: [status]}
+        - raw_sql:
+            table: orders
+            up: "UPDATE orders SET total = total / 0"
+            down: "SELECT 1"
+    """))
+    engine.up("backup")
+    error = assert_unchanged_by(database_url, lambda: engine.up("schema_change"), StepFailedError)
+    assert "division by zero" in str(error)
+    assert engine.status()["steps"]["schema_change"]["applied"] is False
+    engine.down("backup")  # proves the tables equal their backup
+
+
+def test_a_cutover_failing_after_earlier_completes_undoes_them(database_url, migrations_dir):
+    run_sql(database_url, SHOP)
+    engine = engine_for(database_url, migrations_dir, migration("cutover_fails", """
+        - rename_column: {table: orders, from: note, to: remark}
+        - drop_column: {table: customers, column: created_at}
+        - raw_sql:
+            table: orders
+            step: complete
+            up: "ALTER TABLE orders ADD CONSTRAINT never CHECK (false)"
+            down: "ALTER TABLE orders DROP CONSTRAINT IF EXISTS never"
+    """))
+    for step in ("backup", "schema_change", "backfill", "validation"):
+        engine.up(step)
+    before = snapshot(database_url)
+    with pytest.raises(StepFailedError, match="never"):
+        engine.up("cutover")
+    assert_same(before, snapshot(database_url), "after the failed cutover")
+    for step in ("validation", "backfill", "schema_change", "backup"):
+        engine.down(step)
+
+
+def test_a_raw_sql_without_down_is_refused_at_load(migrations_dir):
+    with pytest.raises(SpecError) as caught:
+        engine_for("postgresql://unused", migrations_dir, migration("no_down", """
+            - raw_sql: {up: "CREATE TABLE t (id int)"}
+        """))
+    assert caught.value.field == "operations[0].raw_sql.down"
+
+
+def test_a_raw_sql_step_must_be_start_or_complete(migrations_dir):
+    with pytest.raises(SpecError, match="start or complete"):
+        engine_for("postgresql://unused", migrations_dir, migration("bad_step", """
+            - raw_sql: {up: "SELECT 1", down: "SELECT 1", step: backfill}
+        """))
+
+
+def test_a_raw_sql_naming_a_missing_table_is_refused(database_url, migrations_dir):
+    run_sql(database_url, SHOP)
+    engine = engine_for(database_url, migrations_dir, migration("raw_missing", """
+        - raw_sql: {tables: [orders, nowhere], up: "SELECT 1", down: "SELECT 1"}
+    """))
+    error = assert_unchanged_by(database_url, lambda: engine.up("backup"), TableDoesNotExistError)
+    assert error.table == "public.nowhere"
