@@ -21,6 +21,8 @@ together with its saved position, and simply runs again).  Planning steps throug
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -292,9 +294,11 @@ def run_partition(
 ) -> PartitionResult:
     """Run the partition's remaining batches; returns at once when it is already done.
 
-    `throttle` (throttle.Throttle) decides pauses between batches and may cancel and shrink a
-    batch clients wait on; `batch_size` is the largest batch.  `on_batch` receives a
-    BatchProgress after every committed batch and now and then while paused.
+    `throttle` (throttle.Throttle) decides pauses between batches, how many batches run at once
+    (each on its own connection; `conn` itself plans them and reads the pause conditions), and
+    may cancel and shrink a batch clients wait on; `batch_size` is the largest batch.
+    `on_batch` receives a BatchProgress after every committed batch and now and then while
+    paused.
     """
     row = conn.execute(
         f"""SELECT task_index, lower_key, upper_key, position_key, done
@@ -314,83 +318,225 @@ def run_partition(
     gate = as_throttle(throttle)
     progress = _Progress(conn, migration, partition, task, spec, lower, upper, position, on_batch)
     result = PartitionResult(partition, 0, 0, 0.0, 0)
+    ledger = _Ledger(migration, partition)
+    pool = _Workers(conn, gate, lock_timeout_ms, ledger)
     top = max(1, int(batch_size))
     size = gate.first_size(top)
+    planned_to, all_planned = position, False
+    redo: list[_Range] = []
     last_batch_s, after_cancel = 0.0, False
     try:
         while True:
-            pause = gate.before_batch(
-                conn, last_batch_s, after_cancel,
-                report=lambda p: progress.report(result, started, size, 0.0, False, p))
-            result.paused_s += pause.seconds
-            for kind, secs in pause.by_reason.items():
-                result.pauses[kind] = result.pauses.get(kind, 0.0) + secs
-            end, count, more = _batch_end(conn, task.range_table, spec, position, upper, size)
-            last = not more
-            batch_end = upper if last else end
-            statement = task.for_range(spec.range_sql(position, batch_end))
-            result.sample_sql = result.sample_sql or statement
-            batch_started = time.monotonic()
-            changed, seen, retries = _commit_batch(
-                conn, gate, statement, lock_timeout_ms, migration, partition, batch_end, last)
-            last_batch_s = time.monotonic() - batch_started
-            result.retries += retries
-            used = size
-            size = gate.next_size(size, 0 if changed is None else count, last_batch_s, seen, top)
-            after_cancel = changed is None
-            if after_cancel:
-                # a client waited on the batch too long: it was rolled back; retry it smaller
-                result.cancelled_batches += 1
-                continue
-            result.rows += changed
-            result.batches += 1
-            progress.advance(None if last else count)
-            position = batch_end
-            progress.report(result, started, used, last_batch_s * 1000, last, pause)
-            if last:
+            while pool.running < gate.workers() and (redo or not all_planned):
+                pause = gate.before_batch(
+                    conn, last_batch_s, after_cancel,
+                    report=lambda p: progress.report(result, started, size, 0.0, False, p))
+                after_cancel = False
+                result.paused_s += pause.seconds
+                for kind, secs in pause.by_reason.items():
+                    result.pauses[kind] = result.pauses.get(kind, 0.0) + secs
+                if redo:
+                    rng = redo.pop(0)
+                else:
+                    end, count, more = _batch_end(
+                        conn, task.range_table, spec, planned_to, upper, size)
+                    rng = _Range(planned_to, end if more else upper, count, not more)
+                    planned_to, all_planned = rng.upper, not more
+                    ledger.add(rng)
+                statement = task.for_range(spec.range_sql(rng.lower, rng.upper))
+                result.sample_sql = result.sample_sql or statement
+                pool.submit(rng, statement)
+            if pool.running == 0:
                 break
-
+            done_ = pool.next_done()
+            result.retries += done_.retries
+            last_batch_s = done_.seconds
+            size = gate.next_size(size, 0 if done_.changed is None else done_.rng.keys,
+                                  done_.seconds, done_.seen, top)
+            if done_.changed is None:
+                # a client waited on the batch too long: it was rolled back; do it again later
+                result.cancelled_batches += 1
+                redo = sorted([*redo, done_.rng], key=ledger.order)
+                after_cancel = True
+                continue
+            result.rows += done_.changed
+            result.batches += 1
+            progress.advance(done_.rng.keys)
+            progress.report(result, started, done_.rng.keys, done_.seconds * 1000,
+                            ledger.all_saved(), Pause())
     finally:
+        pool.close()
         gate.close()  # the watcher's connection; reopened when needed
     result.elapsed_s = time.monotonic() - started
     result.rows_scanned = progress.done - progress.done_at_start
     return result
 
 
-def _commit_batch(
-    conn: psycopg.Connection, gate: Throttle, statement: str, lock_timeout_ms: int,
-    migration: str, partition: str, batch_end: list[str] | None, last: bool,
-) -> tuple[int | None, BatchWatch, int]:
-    """Run one batch and move the saved position, in one transaction.
+@dataclass(eq=False)
+class _Range:
+    """Keys (lower, upper] of one batch; upper None only for the last range of the last
+    partition."""
 
-    Returns (rows changed, what the watcher saw, lock retries); rows changed is None when the
-    throttle cancelled the batch because clients waited on it.  Lock timeouts and deadlocks are
-    retried with backoff: our batch gives way, never the client.
-    """
-    retries = 0
-    while True:
-        with gate.watch(conn) as seen:
-            try:
-                with conn.transaction():
-                    conn.execute("SET LOCAL synchronous_commit = off")
-                    conn.execute(MARK_TOOL_WRITE)
-                    conn.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-                    changed = max(conn.execute(statement).rowcount, 0)
-                    conn.execute(
-                        f"""UPDATE {STATE_SCHEMA}.backfill_ranges SET position_key = %s,
-                              rows_done = rows_done + %s, done = %s, updated_at = now()
-                            WHERE migration = %s AND partition_key = %s""",
-                        (_json(batch_end), changed, last, migration, partition),
-                    )
-                return changed, seen, retries
-            except pg_errors.QueryCanceled:
-                if not seen.cancelled:
-                    raise  # statement_timeout, or someone else's cancel: not ours to hide
-                return None, seen, retries
-            except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
-                    pg_errors.SerializationFailure):
-                retries += 1
-        time.sleep(min(0.05 * 2 ** min(retries, 6), 2.0))
+    lower: list[str] | None
+    upper: list[str] | None
+    keys: int
+    last: bool
+
+
+@dataclass
+class _Done:
+    rng: _Range
+    changed: int | None  # None: the throttle cancelled the batch
+    seen: BatchWatch
+    retries: int
+    seconds: float
+    error: BaseException | None = None
+
+
+class _Ledger:
+    """Which ranges of the partition have committed, and how far the saved position may go.
+
+    The saved position means "every key up to here is done".  Batches running at once may
+    commit out of order, so a batch moves it only over the gap-free run of committed ranges
+    that follows it, in the batch's own transaction; `lock` is held from that state write to the
+    commit, so state writes happen one at a time and the position never moves back.  A kill
+    loses at most the batches committed beyond the saved position; they run again, changing
+    nothing."""
+
+    def __init__(self, migration: str, partition: str):
+        self.migration, self.partition = migration, partition
+        self.lock = threading.Lock()
+        self._ranges: list[_Range] = []  # planned, in key order
+        self._committed: set[int] = set()
+        self._saved = 0  # ranges[:_saved] are inside the saved position
+
+    def add(self, rng: _Range) -> None:
+        self._ranges.append(rng)
+
+    def order(self, rng: _Range) -> int:
+        return next(i for i, r in enumerate(self._ranges) if r is rng)
+
+    def save_sql(self, conn: psycopg.Connection, rng: _Range, changed: int) -> int | None:
+        """Under `lock`, inside the batch's transaction: record its rows and move the saved
+        position as far as its commit allows.  Returns the new saved count of ranges."""
+        i = self._saved
+        while i < len(self._ranges) and (self._ranges[i] is rng or id(self._ranges[i]) in self._committed):
+            i += 1
+        if i == self._saved:  # an earlier range is still running: rows only
+            conn.execute(
+                f"""UPDATE {STATE_SCHEMA}.backfill_ranges SET rows_done = rows_done + %s,
+                      updated_at = now() WHERE migration = %s AND partition_key = %s""",
+                (changed, self.migration, self.partition))
+            return None
+        end = self._ranges[i - 1]
+        conn.execute(
+            f"""UPDATE {STATE_SCHEMA}.backfill_ranges SET position_key = %s,
+                  rows_done = rows_done + %s, done = %s, updated_at = now()
+                WHERE migration = %s AND partition_key = %s""",
+            (_json(end.upper), changed, end.last, self.migration, self.partition))
+        return i
+
+    def committed(self, rng: _Range, saved: int | None) -> None:
+        self._committed.add(id(rng))
+        if saved is not None:
+            self._saved = saved
+
+    def all_saved(self) -> bool:
+        return bool(self._ranges) and self._saved == len(self._ranges) and self._ranges[-1].last
+
+
+class _Workers:
+    """Runs batches: on the planning connection itself when the throttle allows only one at a
+    time (no way to connect), else each on a worker connection of its own, in threads."""
+
+    def __init__(self, conn: psycopg.Connection, gate: Throttle, lock_timeout_ms: int,
+                 ledger: _Ledger):
+        self.conn, self.gate, self.ledger = conn, gate, ledger
+        self.lock_timeout_ms = lock_timeout_ms
+        self.threaded = gate.settings.max_workers > 1 and gate.can_connect
+        self.running = 0
+        self._done: queue.Queue[_Done] = queue.Queue()
+        self._idle: list[psycopg.Connection] = []
+        self._all: list[psycopg.Connection] = []
+
+    def submit(self, rng: _Range, statement: str) -> None:
+        self.running += 1
+        if not self.threaded:
+            self._done.put(self._run(self.conn, rng, statement))
+            return
+        conn = self._idle.pop() if self._idle else self._open()
+        thread = threading.Thread(target=self._thread, args=(conn, rng, statement),
+                                  name="backfill-batch", daemon=True)
+        thread.start()
+
+    def _open(self) -> psycopg.Connection:
+        conn = self.gate.open_worker()
+        self._all.append(conn)
+        return conn
+
+    def _thread(self, conn: psycopg.Connection, rng: _Range, statement: str) -> None:
+        try:
+            done = self._run(conn, rng, statement)
+        except BaseException as exc:  # noqa: BLE001 - handed to the planning thread
+            done = _Done(rng, None, BatchWatch(), 0, 0.0, exc)
+        self._done.put(done)
+
+    def next_done(self) -> _Done:
+        done = self._done.get()
+        self.running -= 1
+        if done.error is not None:
+            while self.running:  # let the other batches finish before raising
+                self._done.get()
+                self.running -= 1
+            raise done.error
+        return done
+
+    def _run(self, conn: psycopg.Connection, rng: _Range, statement: str) -> _Done:
+        """One batch and its state write, in one transaction.  Lock timeouts and deadlocks are
+        retried with backoff: the batch gives way, never the client."""
+        retries = 0
+        started = time.monotonic()
+        while True:
+            with self.gate.watch(conn) as seen:
+                locked = False
+                try:
+                    with conn.transaction():
+                        conn.execute(_batch_settings(self.lock_timeout_ms))
+                        changed = max(conn.execute(statement).rowcount, 0)
+                        self.ledger.lock.acquire()
+                        locked = True
+                        saved = self.ledger.save_sql(conn, rng, changed)
+                    self.ledger.committed(rng, saved)
+                    if conn is not self.conn:
+                        self._idle.append(conn)
+                    return _Done(rng, changed, seen, retries, time.monotonic() - started)
+                except pg_errors.QueryCanceled:
+                    if not seen.cancelled:
+                        raise  # statement_timeout, or someone else's cancel: not ours to hide
+                    if conn is not self.conn:
+                        self._idle.append(conn)
+                    return _Done(rng, None, seen, retries, time.monotonic() - started)
+                except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
+                        pg_errors.SerializationFailure):
+                    retries += 1
+                finally:
+                    if locked:
+                        self.ledger.lock.release()
+            time.sleep(min(0.05 * 2 ** min(retries, 6), 2.0))
+
+    def close(self) -> None:
+        while self.running:  # only after an error elsewhere; normally none are left
+            self._done.get()
+            self.running -= 1
+        for conn in self._all:
+            conn.close()
+
+
+def _batch_settings(lock_timeout_ms: int) -> str:
+    # One round trip. synchronous_commit off: a batch lost in a crash is lost with its saved
+    # position and runs again.  MARK_TOOL_WRITE: the tool's sync triggers skip the batch.
+    return (f"SET LOCAL synchronous_commit = off; {MARK_TOOL_WRITE}; "
+            f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
 
 
 def _batch_end(
@@ -445,12 +591,9 @@ class _Progress:
             (migration, partition, migration, partition),
         ).fetchone()[0])
 
-    def advance(self, count: int | None) -> None:
-        if count is None:  # the last batch took whatever was left
-            self.done = max(self.done, self.total)
-        else:
-            self.done += count
-            self.total = max(self.total, self.done)
+    def advance(self, keys: int) -> None:
+        self.done += keys
+        self.total = max(self.total, self.done)
 
     def report(self, result: PartitionResult, started: float, size: int, batch_ms: float,
                done: bool, pause: Pause) -> None:

@@ -25,14 +25,25 @@ def embedded_database_url(folder: Path | None = None, database: str = "postgres"
     return embedded_server(folder).get_uri(database)
 
 
-def stop_embedded(folder: Path | None = None) -> None:
-    import subprocess
+def stop_embedded(folder: Path | None = None) -> bool:
+    """Stop the embedded server in `folder`, if one runs there. Returns whether one was stopped.
 
-    import pgserver
+    pg_ctl refuses to run as root (and as root pgserver runs the server as its own user), so we
+    signal the postmaster directly: SIGINT is PostgreSQL's "fast" shutdown."""
+    import os
+    import signal
+    import time
 
-    folder = Path(folder or embedded_dir())
-    if not (folder / "postmaster.pid").exists():
-        return
-    pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
-    subprocess.run([str(pg_ctl), "-D", str(folder), "-m", "fast", "stop"], check=False,
-                   capture_output=True)
+    pid_file = Path(folder or embedded_dir()) / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError, IndexError):
+        return False
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return True

@@ -63,8 +63,14 @@ def database_url(explicit: str | None = None, env_var: str | None = None) -> str
 
 
 def dagster_home() -> Path:
-    home = Path(os.environ.get("DAGSTER_HOME") or (project_root() / ".dagster_home"))
+    """DAGSTER_HOME, created if missing. A home we create gets a dagster.yaml that turns off
+    Dagster's telemetry banner (storage stays SQLite; see deploy/dagster.yaml for PostgreSQL)."""
+    explicit = os.environ.get("DAGSTER_HOME")
+    home = Path(explicit or (project_root() / ".dagster_home"))
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not explicit and not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home.resolve())
     return home
 

@@ -46,6 +46,9 @@ class ThrottleSettings:
     # pause while a replica replays more than this far behind; 0: no limit
     max_replication_lag_s: float = 30.0
     min_batch_size: int = 100
+    # batches running at once (each on its own connection) while no client is busy; one while
+    # clients are.  Needs a way to connect (Throttle's `connect`); without one, always one.
+    max_workers: int = 2
     # how often the pause conditions are read between batches, and while paused
     check_interval_s: float = 0.5
     # how often the watcher samples sessions while a batch runs (and 5x slower otherwise)
@@ -92,19 +95,22 @@ class BatchWatch:
 
 
 # -- SQL --------------------------------------------------------------------------------------
-# One sample: sessions blocked by %(pid)s, their longest wait, and other busy client sessions.
+# One sample: a first row (NULL, busy client sessions, NULL), then per backfill session in
+# %(pids)s that blocks others: (its pid, sessions it blocks, their longest wait in ms).
 SAMPLE_SQL = """
-SELECT count(*) FILTER (WHERE blocked),
-       coalesce(max(waited_ms) FILTER (WHERE blocked), 0),
-       count(*) FILTER (WHERE busy)
-FROM (SELECT CASE WHEN wait_event_type = 'Lock'
-                  THEN %(pid)s = ANY(pg_blocking_pids(pid)) ELSE false END AS blocked,
-             extract(epoch FROM clock_timestamp() - query_start)::float8 * 1000 AS waited_ms,
-             state <> 'idle' AND application_name NOT LIKE %(own)s AS busy
-      FROM pg_stat_activity
-      WHERE datname = current_database() AND backend_type = 'client backend'
-        AND pid <> pg_backend_pid() AND pid <> %(pid)s
-      OFFSET 0) s
+WITH s AS (
+  SELECT pid, wait_event_type, state, application_name, query_start FROM pg_stat_activity
+  WHERE datname = current_database() AND backend_type = 'client backend'
+    AND pid <> pg_backend_pid()
+), w AS (
+  SELECT unnest(pg_blocking_pids(pid)) AS blocker,
+         extract(epoch FROM clock_timestamp() - query_start)::float8 * 1000 AS waited_ms
+  FROM s WHERE wait_event_type = 'Lock'
+)
+SELECT NULL::int, (SELECT count(*) FROM s WHERE state <> 'idle'
+                   AND application_name NOT LIKE %(own)s AND NOT (pid = ANY(%(pids)s))), NULL::float8
+UNION ALL
+SELECT blocker, count(*), max(waited_ms) FROM w WHERE blocker = ANY(%(pids)s) GROUP BY blocker
 """
 
 BLOCKED_BY_SQL = """
@@ -133,13 +139,12 @@ FROM pg_stat_replication
 
 class _Watcher:
     """A thread sampling pg_stat_activity on its own connection: client activity always, and
-    the sessions a running batch blocks (cancelling the batch when one waits too long)."""
+    the sessions running batches block (cancelling a batch when one waits too long)."""
 
     def __init__(self, conn: psycopg.Connection, settings: ThrottleSettings):
         self.conn = conn
         self.settings = settings
-        self.pid = 0
-        self.batch: BatchWatch | None = None
+        self.batches: dict[int, BatchWatch] = {}  # backfill session pid -> its running batch
         self.last_busy = -1e9   # monotonic time clients were last seen busy
         self.samples = 0
         self._guard = threading.Lock()
@@ -153,35 +158,41 @@ class _Watcher:
         try:
             while not self._stop.is_set():
                 with self._guard:
-                    batch, pid = self.batch, self.pid
-                blocked, waited_ms, busy = self.conn.execute(SAMPLE_SQL, {"pid": pid, "own": OWN_SESSIONS}).fetchone()
+                    watched = dict(self.batches)
+                rows = self.conn.execute(
+                    SAMPLE_SQL, {"pids": list(watched), "own": OWN_SESSIONS}).fetchall()
                 self.samples += 1
-                if busy:
+                if rows[0][1]:
                     self.last_busy = time.monotonic()
-                if batch is not None and blocked:
-                    batch.waiters = max(batch.waiters, int(blocked))
-                    batch.max_wait_ms = max(batch.max_wait_ms, float(waited_ms))
-                    if (s.max_client_wait_ms > 0 and waited_ms >= s.max_client_wait_ms
-                            and not batch.cancelled):
-                        with self._guard:
-                            if self.batch is batch:  # still the same batch: cancel it
-                                batch.cancelled = True
-                                self.conn.execute("SELECT pg_cancel_backend(%s)", (pid,))
-                interval = s.watch_interval_s if batch is not None else s.watch_interval_s * 5
+                for pid, blocked, waited_ms in rows[1:]:
+                    self._seen(pid, watched.get(pid), int(blocked), float(waited_ms))
+                interval = s.watch_interval_s if watched else s.watch_interval_s * 5
                 self._wake.wait(interval)
                 self._wake.clear()
         except psycopg.Error:
             pass  # a watcher that cannot watch leaves the batches alone
 
+    def _seen(self, pid: int, batch: BatchWatch | None, blocked: int, waited_ms: float) -> None:
+        if batch is None:
+            return
+        batch.waiters = max(batch.waiters, blocked)
+        batch.max_wait_ms = max(batch.max_wait_ms, waited_ms)
+        limit = self.settings.max_client_wait_ms
+        if limit > 0 and waited_ms >= limit and not batch.cancelled:
+            with self._guard:
+                if self.batches.get(pid) is batch:  # still the same batch: cancel it
+                    batch.cancelled = True
+                    self.conn.execute("SELECT pg_cancel_backend(%s)", (pid,))
+
     def begin(self, pid: int, batch: BatchWatch) -> None:
         with self._guard:
-            self.pid, self.batch = pid, batch
+            self.batches[pid] = batch
         self._wake.set()
 
-    def end(self) -> None:
-        # Under the guard: once this returns, no cancel can reach the backfill session.
+    def end(self, pid: int) -> None:
+        # Under the guard: once this returns, no cancel can reach that session for this batch.
         with self._guard:
-            self.batch = None
+            self.batches.pop(pid, None)
 
     def wait_first_sample(self, timeout: float = 1.0) -> None:
         until = time.monotonic() + timeout
@@ -212,8 +223,8 @@ class Throttle:
         self.settings = settings
         if isinstance(connect, str):
             url = connect
-            connect = lambda: psycopg.connect(  # noqa: E731
-                _libpq(url), autocommit=True, application_name="migration-dags backfill watcher")
+            connect = lambda purpose="watcher": psycopg.connect(  # noqa: E731
+                _libpq(url), autocommit=True, application_name=f"migration-dags backfill {purpose}")
         self._connect = connect
         self._sleep = sleep
         self._watcher: _Watcher | None = None
@@ -228,6 +239,23 @@ class Throttle:
             self._watcher = _Watcher(self._connect(), self.settings)
             self._watcher.wait_first_sample()
         return self._watcher
+
+    @property
+    def can_connect(self) -> bool:
+        return self._connect is not None
+
+    def workers(self) -> int:
+        """Batches that may run at once now: max_workers while no client is busy, else one."""
+        if self._connect is None or self.settings.max_workers <= 1:
+            return 1
+        return 1 if self.clients_busy() else self.settings.max_workers
+
+    def open_worker(self) -> psycopg.Connection:
+        """A connection for one more batch worker (autocommit, named as the tool's own)."""
+        try:
+            return self._connect("worker")
+        except TypeError:  # a connect function that takes no purpose
+            return self._connect()
 
     def clients_busy(self) -> bool:
         w = self._watch()
@@ -302,11 +330,12 @@ class Throttle:
         if w is None:
             yield seen
             return
-        w.begin(conn.info.backend_pid, seen)
+        pid = conn.info.backend_pid
+        w.begin(pid, seen)
         try:
             yield seen
         finally:
-            w.end()
+            w.end(pid)
 
     def next_size(self, size: int, rows: int, batch_s: float, seen: BatchWatch, top: int) -> int:
         """The next batch's size, at most `top`: half after a cancel; about busy_batch_ms of

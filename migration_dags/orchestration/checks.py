@@ -1,0 +1,114 @@
+"""Validation outcomes as blocking asset checks on the validation asset, one check per family.
+
+    backfill_complete   every backfill partition is done
+    row_counts          each backed-up table's row count against its backup (validation.row_count)
+    parity              the operations' own checks (column equals its up expression, no NULLs...)
+    suite_<name>        one per Great Expectations suite the migration declares
+
+Every check is blocking at ERROR severity: one failure stops cutover in the same run.
+
+The suites seam: `suite_hook(migration)` returns the engine's `extra_checks` hook,
+`migration_dags.suites.suite_checks(engine, conn, partition) -> list[CheckOutcome]` (outcomes with
+`suite` set to the suite's name, reported under `suite_<name>`), imported only when validation runs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import dagster as dg
+
+from ..engine import CheckOutcome, ExtraChecks
+from ..spec import Migration
+
+BACKFILL_COMPLETE = "backfill_complete"
+ROW_COUNTS = "row_counts"
+PARITY = "parity"
+
+_DESCRIPTIONS = {
+    BACKFILL_COMPLETE: "every backfill partition is done",
+    ROW_COUNTS: "row count of each backed-up table against its backup",
+    PARITY: "the operations' parity checks (new data agrees with the old)",
+}
+
+
+def suite_check_name(suite: str) -> str:
+    return "suite_" + re.sub(r"\W", "_", suite)
+
+
+def family_names(migration: Migration) -> list[str]:
+    return [BACKFILL_COMPLETE, ROW_COUNTS, PARITY] + [
+        suite_check_name(s) for s in migration.validation.suites
+    ]
+
+
+def family_of(outcome: CheckOutcome, migration: Migration) -> str:
+    # The engine names its outcomes "backfill.complete" and "<table>.row_count"; suites set `suite`.
+    if outcome.name == "backfill.complete":
+        return BACKFILL_COMPLETE
+    if outcome.suite is not None and outcome.suite in migration.validation.suites:
+        return suite_check_name(outcome.suite)
+    if outcome.suite is None and outcome.name.endswith(".row_count"):
+        return ROW_COUNTS
+    return PARITY
+
+
+def check_specs(migration: Migration, validation_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            name, asset=validation_key, blocking=True,
+            description=_DESCRIPTIONS.get(name) or f"Great Expectations suite {name[len('suite_'):]}",
+        )
+        for name in family_names(migration)
+    ]
+
+
+def check_results(migration: Migration, outcomes: list[CheckOutcome]) -> list[dg.AssetCheckResult]:
+    by_family: dict[str, list[CheckOutcome]] = {name: [] for name in family_names(migration)}
+    for outcome in outcomes:
+        by_family[family_of(outcome, migration)].append(outcome)
+    return [
+        dg.AssetCheckResult(
+            check_name=name,
+            passed=all(o.passed for o in found),
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=_family_metadata(found),
+        )
+        for name, found in by_family.items()
+    ]
+
+
+def not_reevaluated(migration: Migration, applied_note: str) -> list[dg.AssetCheckResult]:
+    """Results for a validation that was already applied: the checks are not run again."""
+    return [
+        dg.AssetCheckResult(check_name=name, passed=True, metadata={"not_re_evaluated": applied_note})
+        for name in family_names(migration)
+    ]
+
+
+def _family_metadata(outcomes: list[CheckOutcome]) -> dict[str, Any]:
+    failed = [o for o in outcomes if not o.passed]
+    metadata: dict[str, Any] = {
+        "checked": len(outcomes),
+        "failed": len(failed),
+        "outcomes": dg.MetadataValue.json([o.as_dict() for o in outcomes]),
+    }
+    if failed:
+        rows = "\n".join(
+            f"| {o.name} | {o.description} | {o.observed} | {', '.join(o.samples[:10]) or '-'} |"
+            for o in failed
+        )
+        metadata["failed_checks"] = dg.MetadataValue.md(
+            "| check | what | observed | sample keys |\n|---|---|---|---|\n" + rows
+        )
+    return metadata
+
+
+def suite_hook(migration: Migration) -> ExtraChecks | None:
+    """The engine's extra_checks hook for the migration's suites, or None when it declares none."""
+    if not migration.validation.suites:
+        return None
+    from ..suites import suite_checks  # here, not at import: only validation needs the suites
+
+    return suite_checks

@@ -1,0 +1,235 @@
+"""Running a migration's steps from the CLI *through a Dagster instance*, so every CLI run is in
+the run history next to the runs launched from the UI.
+
+`run_up` runs one in-process run per step that is not applied yet (backup, schema_change,
+backfill, validation, cutover), each tagged migration/step/direction/actor/code_version. One run
+per step keeps the history readable (a run's `step` tag says what it did) and lets a failed step be
+retried alone. The backfill is one run over the whole partition range (its BackfillPolicy is single
+run): partitions are planned at schema_change, so they cannot be part of an earlier run.
+
+A failed validation is not an error to raise: `run_up` asks rollback_policy what to do, runs the
+rollback job, and returns VALIDATION_FAILED_ROLLED_BACK (exit 3) or, if the rollback itself
+failed, VALIDATION_FAILED_ROLLBACK_FAILED (exit 4). Every other failure raises the step's own
+error (a MigrationError subclass with its exit code).
+
+DAGSTER_HOME comes from settings.dagster_home(); run logs stay in the instance, not the console.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, Iterator
+
+import dagster as dg
+# Not re-exported by `dagster`; the tags a single-run backfill of a partition range is launched with.
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from .. import settings
+from ..engine import MigrationEngine
+from ..errors import MigrationError, RollbackFailedError, ValidationFailedError
+from ..migration_set import MigrationSet
+from ..spec import Migration
+from ..state import STEPS
+from . import partitions
+from .assets import step_key
+from .definitions import definitions_for
+from .jobs import DOWN_ORDER, rollback_job_name
+from .resources import MigrationDatabase
+from .rollback_policy import RollbackRequest, check_evaluations_for_run, rollbacks_for
+from .run_tags import actor as resolve_actor
+from .run_tags import base_tags
+from .target_database import database_url_for
+
+Progress = Callable[[str], None]
+
+
+class UpOutcome(str, Enum):
+    APPLIED = "applied"
+    NOTHING_TO_DO = "nothing_to_do"
+    VALIDATION_FAILED_ROLLED_BACK = "validation_failed_rolled_back"
+    VALIDATION_FAILED_ROLLBACK_FAILED = "validation_failed_rollback_failed"
+
+
+EXIT_CODES = {
+    UpOutcome.APPLIED: 0,
+    UpOutcome.NOTHING_TO_DO: 0,
+    UpOutcome.VALIDATION_FAILED_ROLLED_BACK: ValidationFailedError.exit_code,
+    UpOutcome.VALIDATION_FAILED_ROLLBACK_FAILED: RollbackFailedError.exit_code,
+}
+
+
+@dataclass
+class StepRun:
+    step: str
+    direction: str
+    run_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        md = self.metadata
+        if "skipped" in md:
+            return f"nothing to do ({md['skipped']})"
+        parts = [f"{md.get('rows_affected', 0)} rows", f"{md.get('duration_s', 0)} s"]
+        if "rows_per_s" in md:
+            parts.append(f"{md['rows_per_s']:,.0f} rows/s, partitions {md.get('partitions_done')}"
+                         f"/{md.get('partitions_total')}")
+        if md.get("retries"):
+            parts.append(f"{md['retries']} lock retries")
+        return ", ".join(parts)
+
+
+@dataclass
+class UpResult:
+    migration: str
+    outcome: UpOutcome
+    runs: list[StepRun] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
+
+
+@dataclass
+class DownResult:
+    migration: str
+    run_id: str | None
+    steps: list[StepRun] = field(default_factory=list)
+
+
+class Launcher:
+    """One migration's runs, in-process, recorded in `instance`."""
+
+    def __init__(
+        self, migration: Migration, instance: dg.DagsterInstance, database_url: str,
+        actor: str | None = None, progress: Progress = lambda _line: None, verbose: bool = False,
+    ):
+        self.migration = migration
+        self.name = migration.name
+        self.instance = instance
+        self.progress = progress
+        self.tags = base_tags(migration, resolve_actor(actor))
+        self.engine = MigrationEngine(migration, database_url)
+        self.defs = definitions_for([migration], MigrationDatabase(database_url=database_url))
+        level = "INFO" if verbose else "CRITICAL"
+        self.run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
+
+    # -- up ------------------------------------------------------------------------------------
+    def up(self) -> UpResult:
+        applied = {s for s, v in self.engine.status()["steps"].items() if v["applied"]}
+        todo = [s for s in STEPS if s not in applied]
+        if not todo:
+            self.progress(f"{self.name}: every step is already applied; nothing to do")
+            return UpResult(self.name, UpOutcome.NOTHING_TO_DO)
+        result = UpResult(self.name, UpOutcome.APPLIED)
+        for step in todo:
+            run_id = str(uuid.uuid4())
+            try:
+                result.runs.append(self._run_step(step, run_id))
+            except Exception:
+                requests = rollbacks_for(check_evaluations_for_run(self.instance, run_id), run_id)
+                if step != "validation" or not requests:
+                    raise
+                return self._roll_back_failed_validation(result, requests[0], run_id)
+        return result
+
+    def _run_step(self, step: str, run_id: str) -> StepRun:
+        tags = {**self.tags, "step": step, "direction": "up"}
+        if step == "backfill":
+            keys = partitions.sync(self.instance, self.name, self.engine.partitions())
+            tags[ASSET_PARTITION_RANGE_START_TAG] = keys[0]
+            tags[ASSET_PARTITION_RANGE_END_TAG] = keys[-1]
+            self.progress(f"{self.name}: backfill up: run {run_id[:8]}, {len(keys)} partitions")
+        else:
+            self.progress(f"{self.name}: {step} up: run {run_id[:8]}")
+        job = self.defs.resolve_implicit_global_asset_job_def()
+        job.execute_in_process(
+            instance=self.instance, asset_selection=[step_key(self.name, step)], tags=tags,
+            run_config=self.run_config, run_id=run_id,
+        )
+        run = StepRun(step, "up", run_id, self._materialization_metadata(run_id))
+        self.progress(f"{self.name}: {step} up: done, {run.summary()}")
+        return run
+
+    def _roll_back_failed_validation(
+        self, result: UpResult, request: RollbackRequest, failed_run_id: str
+    ) -> UpResult:
+        failure = self._materialization_metadata(failed_run_id)
+        reason = failure.get("error") or f"{self.name}: validation failed: {', '.join(request.failed_checks)}"
+        self.progress(f"{self.name}: validation failed ({', '.join(request.failed_checks)}); "
+                      f"rolling back with {request.job_name}")
+        try:
+            down = self.down(extra_tags=request.tags)
+        except Exception as exc:
+            detail = exc.one_line() if isinstance(exc, MigrationError) else " ".join(str(exc).split())
+            result.outcome = UpOutcome.VALIDATION_FAILED_ROLLBACK_FAILED
+            result.message = f"{reason}; the rollback failed too: {detail}"
+            return result
+        result.outcome = UpOutcome.VALIDATION_FAILED_ROLLED_BACK
+        result.message = f"{reason}; rolled back to the pre-migration state (run {down.run_id[:8]})"
+        return result
+
+    # -- down ----------------------------------------------------------------------------------
+    def down(self, extra_tags: dict[str, str] | None = None) -> DownResult:
+        status = self.engine.status()
+        if not any(v["applied"] for v in status["steps"].values()):
+            self.progress(f"{self.name}: no step is applied; nothing to roll back")
+            return DownResult(self.name, None)
+        run_id = str(uuid.uuid4())
+        tags = {**self.tags, "step": "all", "direction": "down", **(extra_tags or {})}
+        self.progress(f"{self.name}: rollback: run {run_id[:8]} ({', '.join(DOWN_ORDER)})")
+        job = self.defs.get_job_def(rollback_job_name(self.name))
+        try:
+            job.execute_in_process(
+                instance=self.instance, tags=tags, run_config=self.run_config, run_id=run_id
+            )
+        finally:
+            steps = self._observations(run_id)
+            for run in steps:
+                self.progress(f"{self.name}: {run.step} down: done, {run.summary()}")
+        return DownResult(self.name, run_id, steps)
+
+    # -- reading a run's events back -------------------------------------------------------------
+    def _records(self, run_id: str, of_type: dg.DagsterEventType):
+        return self.instance.get_records_for_run(run_id, of_type=of_type).records
+
+    def _materialization_metadata(self, run_id: str) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for record in self._records(run_id, dg.DagsterEventType.ASSET_MATERIALIZATION):
+            event = record.event_log_entry.dagster_event.event_specific_data
+            merged.update({k: v.value for k, v in event.materialization.metadata.items()})
+        return merged
+
+    def _observations(self, run_id: str) -> list[StepRun]:
+        runs = []
+        for record in self._records(run_id, dg.DagsterEventType.ASSET_OBSERVATION):
+            observation = record.event_log_entry.dagster_event.event_specific_data.asset_observation
+            metadata = {k: v.value for k, v in observation.metadata.items()}
+            runs.append(StepRun(observation.asset_key.path[-1], "down", run_id, metadata))
+        return runs
+
+
+@contextmanager
+def launcher(
+    name: str, *, migrations_dir: str | os.PathLike | None = None, database_url: str | None = None,
+    actor: str | None = None, progress: Progress = lambda _line: None, verbose: bool = False,
+) -> Iterator[Launcher]:
+    migration = MigrationSet.load(settings.migrations_dir(migrations_dir)).get(name)
+    url = database_url_for(migration, database_url)
+    settings.dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        yield Launcher(migration, instance, url, actor=actor, progress=progress, verbose=verbose)
+
+
+def run_up(name: str, **options: Any) -> UpResult:
+    with launcher(name, **options) as runs:
+        return runs.up()
+
+
+def run_down(name: str, **options: Any) -> DownResult:
+    with launcher(name, **options) as runs:
+        return runs.down()

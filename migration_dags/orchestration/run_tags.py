@@ -1,0 +1,61 @@
+"""The tags every CLI run carries: migration, step, direction, actor, code_version (the git commit
+of the migration file, `-dirty` when the file has uncommitted changes), source=cli."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+from pathlib import Path
+
+from ..spec import Migration
+
+# CI systems name the person who started the pipeline in these variables, most specific first.
+CI_ACTOR_VARIABLES = (
+    "GITHUB_ACTOR",
+    "GITLAB_USER_LOGIN",
+    "BUILDKITE_BUILD_CREATOR",
+    "CIRCLE_USERNAME",
+    "BUILD_REQUESTEDFOR",  # Azure Pipelines
+    "BITBUCKET_STEP_TRIGGERER_UUID",
+)
+
+
+def actor(explicit: str | None = None) -> str:
+    if explicit:
+        return explicit
+    for variable in CI_ACTOR_VARIABLES:
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, as in some containers
+        return "unknown"
+
+
+def code_version(file: Path) -> str | None:
+    """The commit holding the migration file, or None outside a git checkout."""
+    folder = str(Path(file).resolve().parent)
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True,
+                                  timeout=5, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    changed = git("status", "--porcelain", "--", str(Path(file).resolve()))
+    return f"{commit}-dirty" if changed else commit
+
+
+def base_tags(migration: Migration, actor_name: str) -> dict[str, str]:
+    """The tags shared by every run of one CLI command; add `step` and `direction` per run."""
+    tags = {"migration": migration.name, "actor": actor_name, "source": "cli"}
+    version = code_version(migration.file)
+    if version:
+        tags["code_version"] = version
+    return tags
