@@ -6,36 +6,10 @@ DATABASE), by default postgres at 127.0.0.1:5432.  `.ci/run` starts it when it i
 
 from __future__ import annotations
 
-import itertools
-import os
-import re
-from pathlib import Path
-
 import psycopg
 import pytest
 
-SERVER_URL = os.environ.get(
-    "MIGRATION_DAGS_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REPO = Path(__file__).resolve().parent.parent
-_counter = itertools.count()
-
-
-def _url_for(db: str) -> str:
-    return re.sub(r"/[^/?]*(\?|$)", f"/{db}\\1", SERVER_URL.rstrip("/"), count=1) if "/" in SERVER_URL.split("://", 1)[1] else f"{SERVER_URL}/{db}"
-
-
-def create_database(prefix: str = "mdg_test") -> tuple[str, str]:
-    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, _url_for(name)
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from pg_server import REPO, SERVER_URL, create_database, drop_database  # noqa: F401
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ history, from SQLite instance storage and from PostgreSQL storage set up with de
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
@@ -22,17 +21,8 @@ from orchestration.samples import seed_items, snapshot, write_migration
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _root_conftest():
-    """tests/conftest.py's helpers. `import conftest` is not it once tests/orchestration/conftest.py
-    was imported (both are top-level `conftest` modules), so load it by path."""
-    spec = importlib.util.spec_from_file_location("root_conftest", Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from pg_server import SERVER_URL, create_database, drop_database  # noqa: E402
 
-
-_root = _root_conftest()
-SERVER_URL, create_database, drop_database = _root.SERVER_URL, _root.create_database, _root.drop_database
 DEAD_URL = "postgresql://postgres@127.0.0.1:1/x"
 
 # Validation fails: the backfill leaves a NULL in every 50th row of a NOT NULL column.
@@ -176,6 +166,7 @@ def test_a_bad_since_is_exit_2(capsys, sqlite_home):
 
 
 def test_the_sql_of_a_step_is_read_out_of_its_markdown():
-    assert audit._sql_text("```sql\nALTER TABLE t ADD COLUMN c int;\n```") == "ALTER TABLE t ADD COLUMN c int;"
+    sql = "ALTER TABLE t ADD COLUMN c int;"
+    assert audit._sql_text(f"```sql\n{sql}\n```") == sql
     assert audit._sql_text("_no SQL ran_") == ""
     assert audit.parse_since("2026-11-26").isoformat() == "2026-11-26T00:00:00+00:00"

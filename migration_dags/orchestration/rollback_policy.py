@@ -72,7 +72,9 @@ def check_evaluations_for_run(instance: dg.DagsterInstance, run_id: str) -> list
 
 # A step that failed with one of these changed nothing and says "run again": another run holds the
 # migration lock (rolling back would undo that run's work), a lock or the database was unavailable.
-RUN_AGAIN_ERRORS = frozenset({"MigrationLockedError", "LockTimeoutExhaustedError", "DatabaseUnavailableError"})
+RUN_AGAIN_ERRORS = frozenset(
+    {"MigrationLockedError", "LockTimeoutExhaustedError", "DatabaseUnavailableError"}
+)
 
 
 @dataclass(frozen=True)

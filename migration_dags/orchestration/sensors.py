@@ -31,17 +31,16 @@ import json
 import os
 import time
 import warnings
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Iterable
 
 import dagster as dg
 from dagster._core.storage.tags import WILL_RETRY_TAG  # not re-exported by `dagster`
 
-from ..audit import migration_step_of_key, migrations_of_run
+from ..audit import ROLLBACK_SUFFIX, migration_step_of_key, migrations_of_run
 from ..errors import MigrationError
 from ..spec import Migration
-from .jobs import rollback_job_name
 from .resources import MigrationDatabase
 from .rollback_policy import (
     RollbackRequest,
@@ -183,7 +182,7 @@ class _Tick:
             raise _Wait("not finished yet")
         if run.status != dg.DagsterRunStatus.FAILURE or run.tags.get(WILL_RETRY_TAG) == "true":
             return []  # Dagster retries it: the retry's outcome decides
-        if run.job_name.endswith("__rollback") or run.tags.get("direction") == "down":
+        if run.job_name.endswith(ROLLBACK_SUFFIX) or run.tags.get("direction") == "down":
             return []  # a failed rollback is for a person (exit 4): never roll back a rollback
         from_cli = run.tags.get("source") == "cli"
         ended = record.end_time or self.now
@@ -229,7 +228,8 @@ class _Tick:
         for name in sorted(names):
             migration = self.migrations[name]
             try:
-                status = self.database.engine(migration, f"sensor-{SENSOR_NAME}", self.context.log.info).status()
+                engine = self.database.engine(migration, f"sensor-{SENSOR_NAME}", self.context.log.info)
+                status = engine.status()
             except Exception as exc:  # unreachable database, unset url_env: try again next tick
                 raise _Wait(f"cannot read {name}'s state: {' '.join(str(exc).split())[:200]}") from exc
             applied[name] = {step for step, info in status["steps"].items() if info["applied"]}

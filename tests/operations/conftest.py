@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import create_database, drop_database
+from pg_server import create_database, drop_database
 
 _RESET = """
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-import psycopg
 
 from migration_dags import cli
 from migration_dags.audit import audit_log
@@ -244,7 +244,8 @@ ALL_BUT_CUTOVER = {"backup", "schema_change", "backfill"}
     (StepFailure("m", "backfill", ("DivisionByZero",)), {"backup", "schema_change"}, True, None),
     # "run again" errors changed nothing
     (StepFailure("m", "schema_change", ("MigrationLockedError",)), {"backup"}, False, None),
-    (StepFailure("m", "cutover", ("LockTimeoutExhaustedError",)), ALL_BUT_CUTOVER | {"validation"}, False, None),
+    (StepFailure("m", "cutover", ("LockTimeoutExhaustedError",)), ALL_BUT_CUTOVER | {"validation"},
+     False, None),
     # validation refused before every backfill partition is done: it ran nothing
     (StepFailure("m", "validation", ("StepFailedError",)), {"backup", "schema_change"}, False, None),
     # nothing applied: nothing to roll back
