@@ -37,9 +37,9 @@ OWN_SESSIONS = "migration-dags%"
 class ThrottleSettings:
     batch_pause_ms: int = 0
     # a client blocked this long by a batch gets the batch cancelled; 0: never cancel
-    max_client_wait_ms: int = 50
+    max_client_wait_ms: int = 25
     # while clients are busy: batch duration to aim at, and share of the time the backfill runs
-    busy_batch_ms: int = 20
+    busy_batch_ms: int = 10
     busy_duty: float = 0.5
     # pause while a transaction older than this is open in the database; 0: no limit
     max_transaction_age_s: float = 300.0

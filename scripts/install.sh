@@ -8,8 +8,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-    .venv/bin/python -m pip install --quiet -e ".[test]" 2>&1 | grep -v -e "is ignored" -e "^$" || true
+    echo "installing migration-dags and its dependencies into .venv (log: .venv/install.log)" >&2
+    if ! { .venv/bin/python -m pip install --upgrade pip \
+           && .venv/bin/python -m pip install -e ".[test]"; } > .venv/install.log 2>&1; then
+        tail -30 .venv/install.log >&2
+        echo "install failed; the whole log is in .venv/install.log" >&2
+        exit 1
+    fi
     .venv/bin/python -c "import migration_dags, dagster, great_expectations, pgserver, psycopg" 
     rm -f .venv/.installed-* && touch "$stamp"
 fi
