@@ -462,6 +462,7 @@ class MigrationEngine:
             with conn.transaction():
                 state.forget_backups(conn, name)
                 state.mark_undone(conn, name, "backup")
+            report.extra["tool_schemas_dropped"] = state.drop_state_if_unused(conn)
             return report
 
     def compare_with_backups(self, conn: psycopg.Connection) -> tuple[dict, list[str]]:

@@ -148,3 +148,34 @@ def record_backup(conn: psycopg.Connection, migration: str, run_id: str | None, 
 
 def forget_backups(conn: psycopg.Connection, migration: str) -> None:
     conn.execute(f"DELETE FROM {STATE_SCHEMA}.backups WHERE migration = %s", (migration,))
+
+
+def drop_state_if_unused(conn: psycopg.Connection) -> bool:
+    """Drop the tool's schemas when nothing in them is left: no migration has a step applied, a
+    backup, a partition plan, a saved column, a function or any other object there.  After the
+    last `down`, `pg_dump --schema-only` then prints the database exactly as before the first `up`.
+    Runs under the migration lock; RESTRICT keeps anything we did not expect."""
+    known = ["applied_steps", "backups", "backfill_ranges", "saved_columns"]
+    with conn.transaction():
+        for table in known:
+            if conn.execute(f"SELECT to_regclass('{STATE_SCHEMA}.{table}') IS NOT NULL").fetchone()[0]:
+                if conn.execute(f"SELECT EXISTS (SELECT 1 FROM {STATE_SCHEMA}.{table})").fetchone()[0]:
+                    return False
+        others = conn.execute(
+            """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE (n.nspname = %s AND c.relname <> ALL(%s) AND c.relkind IN ('r','v','m','p','f'))
+                  OR (n.nspname = %s AND c.relkind IN ('r','v','m','p','f'))""",
+            (STATE_SCHEMA, known, BACKUP_SCHEMA),
+        ).fetchone()[0]
+        functions = conn.execute(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname IN (%s, %s)",
+            (STATE_SCHEMA, BACKUP_SCHEMA),
+        ).fetchone()[0]
+        if others or functions:
+            return False
+        for table in known:
+            conn.execute(f"DROP TABLE IF EXISTS {STATE_SCHEMA}.{table}")
+        conn.execute(f"DROP SCHEMA IF EXISTS {BACKUP_SCHEMA} RESTRICT")
+        conn.execute(f"DROP SCHEMA IF EXISTS {STATE_SCHEMA} RESTRICT")
+    return True
