@@ -66,6 +66,9 @@ def restore_table(conn: psycopg.Connection, record: BackupRecord) -> int:
     src, bak = record.source.sql, record.backup.sql
     changed = 0
     with conn.transaction():
+        # putting back old values is not a user's write: keep user triggers (updated_at, audit)
+        # from firing (needs superuser, or GRANT SET ON PARAMETER session_replication_role)
+        conn.execute("SET LOCAL session_replication_role = replica")
         if not record.key_columns:
             changed += conn.execute(f"DELETE FROM {src}").rowcount
             changed += conn.execute(

@@ -6,6 +6,7 @@
       up NAME              run the steps not applied yet, each as a run in the Dagster instance
       down NAME            run NAME's rollback job (down steps in reverse, ending with the proof)
       status NAME [--json] steps applied, backfill partitions done, rows
+      restore NAME         after a failed rollback proof: put the backup's rows back exactly
       audit [NAME] [--since ISO-DATE] [--json]   who ran what and when, from the run history
 
 `up` and `down` go through the Dagster instance at DAGSTER_HOME, so they appear in the UI's run
@@ -118,6 +119,14 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    report = engine.restore()
+    _progress(f"{args.name}: restored {report.rows} rows from the backup; the tables equal their "
+              "pre-migration backup, which is now dropped")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import print_audit  # imports Dagster
 
@@ -208,6 +217,8 @@ def _parser() -> argparse.ArgumentParser:
     command("plan", cmd_plan, "print the SQL of every step; changes nothing")
     command("up", cmd_up, "run every step not applied yet, each as a Dagster run")
     command("down", cmd_down, "roll back: the down steps in reverse, ending with the backup proof")
+    command("restore", cmd_restore, "after a rollback whose proof failed (exit 4): put the backed-up "
+            "rows back exactly, discarding writes made to those tables since the backup")
     status = command("status", cmd_status, "steps applied, backfill partitions done, rows")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     audit = command("audit", cmd_audit, "who ran which migration step and when, oldest first, "

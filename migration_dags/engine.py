@@ -25,7 +25,7 @@ import psycopg
 from . import backfill as backfill_mod
 from . import state
 from .actions import Action, ActionResult, StepReport
-from .backup import drop_backup, take_backup
+from .backup import drop_backup, restore_table, take_backup
 from .errors import (
     MigrationError,
     RollbackFailedError,
@@ -464,6 +464,29 @@ class MigrationEngine:
                 state.mark_undone(conn, name, "backup")
             report.extra["tool_schemas_dropped"] = state.drop_state_if_unused(conn)
             return report
+
+    def restore(self) -> StepReport:
+        """Put every backed-up table's rows back exactly as the backup has them, then prove it and
+        drop the backup (the backup step's down). For a rollback whose proof failed: it discards
+        every write made to those tables since the backup, so it is never run automatically."""
+        name = self.migration.name
+        with self.locked("restore") as conn:
+            if not state.is_applied(conn, name, "backup"):
+                raise StepFailedError(f"{name}: there is no backup to restore (step backup not applied)")
+            for later in ("cutover", "validation", "backfill", "schema_change"):
+                if state.is_applied(conn, name, later):
+                    raise StepFailedError(
+                        f"{name}: step {later} is still applied; run migration-dags down {name} first")
+            report = StepReport(name, "backup", "restore")
+            for rec in state.backups(conn, name):
+                started = time.monotonic()
+                changed = restore_table(conn, rec)
+                report.results.append(ActionResult(
+                    Action(f"restore {rec.source} from {rec.backup}", f"-- rows put back by key from {rec.backup.sql}"),
+                    True, changed, time.monotonic() - started, 1, 0.0))
+        proof = self._backup_down()
+        report.extra.update(proof.extra)
+        return report
 
     def compare_with_backups(self, conn: psycopg.Connection) -> tuple[dict, list[str]]:
         proof, mismatches = {}, []

@@ -197,3 +197,36 @@ def test_live_writes_during_backfill_are_filled_by_trigger(conn, database_url, m
     engine.up("backfill")
     assert conn.execute("SELECT old FROM users WHERE email = 'late@x'").fetchone()[0] is True
     assert conn.execute("SELECT old FROM users WHERE id = 400").fetchone()[0] is True
+
+
+def test_restore_after_a_failed_proof_puts_the_backup_back(conn, database_url, migrations_dir):
+    """A user trigger that rewrites rows on UPDATE makes the backfill change them: the rollback
+    cannot prove equality (exit 4, backup kept), and restore puts the rows back without firing it."""
+    seed(conn)
+    conn.execute(
+        """CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN NEW.email := NEW.email || '!'; RETURN NEW; END $$"""
+    )
+    conn.execute("CREATE TRIGGER touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch()")
+    before = snapshot(database_url)
+    engine = engine_for(migrations_dir, database_url)
+    up_all(engine)
+    for step in ("cutover", "validation", "backfill", "schema_change"):
+        engine.down(step)
+    conn.execute("DELETE FROM users WHERE id = 4")
+    with pytest.raises(RollbackFailedError):
+        engine.down("backup")
+    report = engine.restore()
+    assert report.rows == 213  # 212 rows the trigger touched put back, 1 deleted row re-inserted
+    assert snapshot(database_url) == before
+    assert engine.status()["steps"]["backup"]["applied"] is False
+
+
+def test_restore_refuses_while_later_steps_are_applied(conn, database_url, migrations_dir):
+    seed(conn)
+    engine = engine_for(migrations_dir, database_url)
+    engine.up("backup")
+    engine.up("schema_change")
+    with pytest.raises(StepFailedError) as info:
+        engine.restore()
+    assert "down flag_users first" in str(info.value)
