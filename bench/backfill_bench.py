@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from migration_dags.engine import MigrationEngine  # noqa: E402
-from migration_dags.spec import load_migration  # noqa: E402
+from migration_dags.spec import MigrationSettings, load_migration  # noqa: E402
 from migration_dags.state import STEPS  # noqa: E402
 
 SERVER = os.environ.get("MIGRATION_DAGS_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -150,11 +150,24 @@ def _client(url: str, max_key: int, stop, out: list, seed: int) -> None:
     conn.close()
 
 
+def _server_sampler(url: str, stop, out: list) -> None:
+    """Every 100 ms: checkpoints started so far (server-wide) and sessions busy in other
+    databases: other tenants of a shared server show up here."""
+    with psycopg.connect(url, autocommit=True) as c:
+        while not stop.wait(0.1):
+            out.append((time.monotonic(), *c.execute(
+                """SELECT (SELECT checkpoints_req + checkpoints_timed FROM pg_stat_bgwriter),
+                          (SELECT count(*) FROM pg_stat_activity WHERE state = 'active'
+                           AND datname IS DISTINCT FROM current_database())""").fetchone()))
+
+
 def _load_process(url: str, clients: int, max_key: int, seconds: float, pipe) -> None:
     stop = threading.Event()
     outs: list[list] = [[] for _ in range(clients)]
     threads = [threading.Thread(target=_client, args=(url, max_key, stop, outs[i], i))
                for i in range(clients)]
+    server: list = []
+    threads.append(threading.Thread(target=_server_sampler, args=(url, stop, server)))
     for t in threads:
         t.start()
     pipe.send(("started", time.monotonic()))
@@ -162,7 +175,7 @@ def _load_process(url: str, clients: int, max_key: int, seconds: float, pipe) ->
     stop.set()
     for t in threads:
         t.join()
-    pipe.send(("samples", [s for o in outs for s in o]))
+    pipe.send(("samples", ([s for o in outs for s in o], server)))
 
 
 class Load:
@@ -189,29 +202,52 @@ class Load:
             self.proc.kill()
 
 
-def window_stats(samples, t0: float, t1: float) -> dict:
+def window_stats(load, t0: float, t1: float) -> dict:
+    samples, server = load
     inside = [s for s in samples if t0 <= s[0] < t1]
     ok = sorted(lat for _t, lat, good in inside if good)
     failed = sum(1 for _t, _lat, good in inside if not good)
     span = max(t1 - t0, 1e-9)
+    around = [x for x in server if t0 <= x[0] <= t1]
+    out = {"failed": failed, "n": len(ok), "s": span,
+           "checkpoints": (around[-1][1] - around[0][1]) if len(around) > 1 else 0,
+           "others": (sum(x[2] for x in around) / len(around)) if around else 0.0}
     if not ok:
-        return {"tps": 0.0, "p50": 0.0, "p99": 0.0, "max": 0.0, "failed": failed, "n": 0, "s": span}
+        return {**out, "tps": 0.0, "p50": 0.0, "p99": 0.0, "max": 0.0}
     return {
+        **out,
         "tps": len(ok) / span,
         "p50": ok[len(ok) // 2] * 1000,
         "p99": ok[min(len(ok) - 1, int(len(ok) * 0.99))] * 1000,
         "max": ok[-1] * 1000,
-        "failed": failed, "n": len(ok), "s": span,
     }
 
 
 def fmt_stats(label: str, s: dict) -> str:
-    return (f"  {label:<34} {s['s']:6.1f} s  TPS {s['tps']:7.0f}  p50 {s['p50']:6.1f} ms  "
-            f"p99 {s['p99']:7.1f} ms  max {s['max']:7.1f} ms  failed {s['failed']}")
+    return (f"  {label:<34} {s['s']:6.1f} s  TPS {s['tps']:6.0f}  p50 {s['p50']:5.1f} ms  "
+            f"p99 {s['p99']:6.1f} ms  max {s['max']:7.1f} ms  failed {s['failed']}  "
+            f"[checkpoints {s['checkpoints']}, other dbs' active sessions {s['others']:.1f}]")
 
 
-def worst_second(samples, t0: float, t1: float) -> str:
+def stalls(load, t0: float, t1: float, over_ms: float) -> tuple[int, float]:
+    """Slow transactions (> over_ms) that overlap one another on 3+ clients at once: the whole
+    server stalled (I/O, a checkpoint), not a wait on one row.  Returns (how many of the slow
+    ones were such, max latency of the others)."""
+    samples, _server = load
+    slow = [(t, t + lat) for t, lat, good in samples if good and t0 <= t < t1 and lat * 1000 > over_ms]
+    shared, rest = 0, 0.0
+    for a, b in slow:
+        overlapping = sum(1 for c, d in slow if c < b and a < d)
+        if overlapping >= 3:
+            shared += 1
+        else:
+            rest = max(rest, (b - a) * 1000)
+    return shared, rest
+
+
+def worst_second(load, t0: float, t1: float) -> str:
     """The second with the lowest TPS inside the window (averages hide stalls)."""
+    samples, _server = load
     buckets: dict[int, int] = {}
     for t, _lat, good in samples:
         if t0 <= t < t1 and good:
@@ -231,7 +267,7 @@ def under_load(url: str, rows: int, clients: int, idle_s: float, work, cap_s: fl
         time.sleep(0.3)
         samples = load.stop()
     return (window_stats(samples, t_idle, t_work), window_stats(samples, t_work, t_end),
-            worst_second(samples, t_work, t_end), t_end - t_work, detail, samples)
+            worst_second(samples, t_work, t_end), (t_work, t_end), detail, samples)
 
 
 # -- RSS --------------------------------------------------------------------------------------------
@@ -271,21 +307,33 @@ def main() -> None:
         version = c.execute("SHOW server_version").fetchone()[0]
     print(f"backfill benchmark: {rows:,} rows, {args.clients} clients, PostgreSQL {version}, "
           f"{cpu} CPUs, database {db} (dropped at the end)")
+    found: dict[str, str] = {}
     try:
         if "rate" in sections:
-            section_rate(url, rows, folder, args)
+            found.update(section_rate(url, rows, folder, args))
         if "load" in sections:
-            section_load(url, rows, folder, args)
+            found.update(section_load(url, rows, folder, args))
         if "e2e" in sections:
-            section_e2e(url, rows, folder)
+            found.update(section_e2e(url, rows, folder))
         if "rss" in sections:
-            section_rss(url, rows, folder, args)
+            found.update(section_rss(url, rows, folder, args))
     finally:
         drop_database(db)
+    if found:
+        print("\ntargets")
+        for line in found.values():
+            print("  " + line)
 
 
-def section_rate(url, rows, folder, args) -> None:
-    print("\n1. rows/s, idle server (fresh vacuumed table each run)")
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def section_rate(url, rows, folder, args) -> dict[str, str]:
+    print("\n1. rows/s, idle server (fresh vacuumed table each run; our backfill is the engine's "
+          "backfill step with its default throttle)")
+    default = MigrationSettings().batch_size
+    ratios = {}
     raw = []
     for _ in range(args.repeat):
         make_users(url, rows)
@@ -307,11 +355,18 @@ def section_rate(url, rows, folder, args) -> None:
             eng.up("backfill")
             runs.append(time.monotonic() - t)
         rate = rows / statistics.median(runs)
+        ratios[size] = rate / raw_rate
         print(f"  backfill step, batch {size:>6,}        {statistics.median(runs):6.2f} s  "
               f"{rate:9,.0f} rows/s  ratio {rate / raw_rate:4.2f}x raw")
+    best = max(ratios, key=ratios.get)
+    out = {"best": f"fastest batch size in this run: {best:,} (default {default:,})"}
+    if default in ratios:
+        out["rate"] = (f"backfill >= 1.0x raw UPDATE rows/s: {ratios[default]:.3f}x at the default "
+                       f"batch size: {verdict(ratios[default] >= 1.0)}")
+    return out
 
 
-def section_load(url, rows, folder, args) -> None:
+def section_load(url, rows, folder, args) -> dict[str, str]:
     print(f"\n2. {args.clients} clients (point SELECT + UPDATE by key per transaction), "
           f"{args.idle_seconds:g} s idle window before each run")
 
@@ -325,21 +380,31 @@ def section_load(url, rows, folder, args) -> None:
     for label, work in (("(a) raw ALTER; UPDATE; SET NOT NULL", raw_work),
                         ("(b) our migration, 5 steps", ours_work)):
         make_users(url, rows)
-        idle, during, worst, wall, detail, samples = under_load(
+        idle, during, worst, window, detail, samples = under_load(
             url, rows, args.clients, args.idle_seconds, work, cap_s=900)
-        results[label] = (idle, during)
+        results[label] = (idle, during, samples, window)
         print(fmt_stats("idle before " + label[:3], idle))
         print(fmt_stats(label, during) + f"  ({worst})")
         for part, (a, b) in detail.items():
             print(fmt_stats(f"    during {part}", window_stats(samples, a, b)))
-    idle_b, during_b = results["(b) our migration, 5 steps"]
+    idle_b, during_b, load_b, window_b = results["(b) our migration, 5 steps"]
     idle_max = idle_b["max"]
+    shared, rest = stalls(load_b, *window_b, over_ms=2 * idle_max)
     print(f"  our migration: failed {during_b['failed']}, max latency {during_b['max']:.1f} ms = "
           f"{during_b['max'] / max(idle_max, 1e-9):.2f}x its idle max ({idle_max:.1f} ms); "
           f"TPS {100 * during_b['tps'] / max(idle_b['tps'], 1e-9):.0f}% of idle")
+    print(f"    transactions over 2x idle max: {shared} in server-wide stalls (3+ clients slow at "
+          f"once), the others' max {rest:.1f} ms = {rest / max(idle_max, 1e-9):.2f}x idle max")
+    ratio = during_b["max"] / max(idle_max, 1e-9)
+    return {
+        "failed": f"0 failed client transactions during our migration: {during_b['failed']}: "
+                  f"{verdict(during_b['failed'] == 0)}",
+        "latency": f"client max latency <= 2x idle max during our migration: {ratio:.2f}x: "
+                   f"{verdict(ratio <= 2.0)}",
+    }
 
 
-def section_e2e(url, rows, folder) -> None:
+def section_e2e(url, rows, folder) -> dict[str, str]:
     print("\n3. end-to-end wall time, idle server")
     make_users(url, rows)
     t = time.monotonic()
@@ -352,16 +417,23 @@ def section_e2e(url, rows, folder) -> None:
     print(f"  raw SQL script                      {raw_s:6.2f} s  ({durations(raw)})")
     print(f"  our migration, 5 steps              {ours_s:6.2f} s  ({durations(ours)})")
     print(f"  ratio                               {ours_s / raw_s:6.2f}x")
+    return {"e2e": f"end-to-end <= 1.5x raw SQL: {ours_s / raw_s:.2f}x: "
+                   f"{verdict(ours_s / raw_s <= 1.5)}"}
 
 
-def section_rss(url, rows, folder, args) -> None:
+def section_rss(url, rows, folder, args) -> dict[str, str]:
     sizes = [500_000, rows]
-    print(f"\n4. peak RSS of a process running our migration (5 steps)"
-          + ("" if args.big or rows >= 5_000_000 else "; 500k and 1M rows, not 5M (no --big)"))
+    print(f"\n4. peak RSS of a process running our migration (5 steps), at {sizes[0]:,} and "
+          f"{sizes[-1]:,} rows" + ("" if rows >= 5_000_000 else " (not 5M: that needs --big)"))
+    peaks = []
     for n in sizes:
         make_users(url, n)
         kib = peak_rss_kib(url, folder)
+        peaks.append(kib)
         print(f"  {n:>10,} rows                     {kib / 1024:6.1f} MiB")
+    growth = peaks[-1] / peaks[0]
+    return {"rss": f"peak RSS flat in table size: {growth:.2f}x from {sizes[0]:,} to {sizes[-1]:,} "
+                   f"rows: {verdict(growth <= 1.1)}"}
 
 
 if __name__ == "__main__":

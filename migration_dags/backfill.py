@@ -2,20 +2,25 @@
 
 Layout: a backfill task's table is cut into key-range partitions of about `partition_rows` rows
 (these become Dagster dynamic partitions); each partition is processed in batches of up to
-`batch_size` keys.  Each batch is one transaction that runs the task's statement for the keys in
-(position, batch_end] *and* moves the partition's saved position, so a kill at any moment resumes
-exactly where the last committed batch ended, and a re-run batch changes nothing twice (the
-statements are idempotent).  The first partition has no lower bound and the last no upper bound,
-so rows inserted at either end during the backfill are covered (the trigger covers them too).
+`batch_size` keys.  Each batch is one transaction that runs the task's statement for its keys
+*and* records its rows and the partition's saved position ("every key up to here is done"), so
+a kill at any moment resumes where the committed work ends, and a batch run again changes
+nothing (the statements are idempotent).  When two batches run at once and the later one commits
+first, the position waits for the earlier one (_Ledger), so after a kill at most the batches that
+were running are scanned again, changing no row.  The first partition has no lower bound and the
+last no upper bound, so rows inserted at either end during the backfill are covered (the
+operation's trigger covers every live write anyway).
 
 Keys: the primary key, else a unique NOT NULL key, of any orderable type, composite too; bounds
 are compared as ROW(...) values, so the btree on the key serves every range, and they are stored
 as text (JSON arrays) and cast back to the key's types.  Every key query names the table's columns
 through an alias: `SELECT t.id::text ... ORDER BY t.id` orders by the key, not by its text.
 
-Speed: batches commit with synchronous_commit off (a batch lost in a server crash is lost
-together with its saved position, and simply runs again).  Planning steps through the key's index
-(OFFSET within a key range) instead of numbering every row.  Zero downtime: see throttle.py.
+Speed: batches commit with synchronous_commit off (a batch lost in a server crash is lost together
+with its saved position, and runs again) and mark themselves as the tool's own writes
+(runtime.TOOL_WRITE_SETTING), so sync triggers that honour it skip them; while no client is busy
+the throttle lets two batches run at once, each on its own connection.  Planning steps through the
+key's index (OFFSET within a key range) instead of numbering every row.  Zero downtime: throttle.py.
 """
 
 from __future__ import annotations
@@ -54,14 +59,6 @@ class KeySpec:
     @property
     def row_sql(self) -> str:
         return "ROW(" + ", ".join(self.cols()) + ")"
-
-    @property
-    def order_sql(self) -> str:
-        return ", ".join(self.cols())
-
-    @property
-    def text_sql(self) -> str:
-        return ", ".join(f"{c}::text" for c in self.cols())
 
     def value_sql(self, values: list[str]) -> str:
         return "ROW(" + ", ".join(f"{literal(v)}::{t}" for v, t in zip(values, self.types)) + ")"
@@ -256,12 +253,12 @@ class PartitionResult:
 
 def progress_logger(log: Callable[[str], None], every_s: float = 2.0) -> Callable[[BatchProgress], None]:
     """An on_batch that logs a progress_line at most every `every_s`, and always the last one
-    and every pause."""
+    and every pause of a second or more (a long transaction, a lagging replica)."""
     last = [0.0]
 
     def on_batch(p: BatchProgress) -> None:
         now = time.monotonic()
-        if p.done or p.pause_reason or now - last[0] >= every_s:
+        if p.done or p.paused_s >= 1.0 or now - last[0] >= every_s:
             last[0] = now
             log(progress_line(p))
 
@@ -324,17 +321,19 @@ def run_partition(
     size = gate.first_size(top)
     planned_to, all_planned = position, False
     redo: list[_Range] = []
-    last_batch_s, after_cancel = 0.0, False
+    last_batch_s, waited = 0.0, None
+    unreported = Pause()  # pauses since the last progress report
     try:
         while True:
             while pool.running < gate.workers() and (redo or not all_planned):
                 pause = gate.before_batch(
-                    conn, last_batch_s, after_cancel,
+                    conn, last_batch_s, waited,
                     report=lambda p: progress.report(result, started, size, 0.0, False, p))
-                after_cancel = False
+                waited = None
                 result.paused_s += pause.seconds
                 for kind, secs in pause.by_reason.items():
                     result.pauses[kind] = result.pauses.get(kind, 0.0) + secs
+                    unreported.add(kind, secs, pause.detail)
                 if redo:
                     rng = redo.pop(0)
                 else:
@@ -351,19 +350,21 @@ def run_partition(
             done_ = pool.next_done()
             result.retries += done_.retries
             last_batch_s = done_.seconds
+            if done_.seen.waiters or done_.seen.cancelled:
+                waited = done_.seen  # the next dispatch lets those clients through first
             size = gate.next_size(size, 0 if done_.changed is None else done_.rng.keys,
                                   done_.seconds, done_.seen, top)
             if done_.changed is None:
                 # a client waited on the batch too long: it was rolled back; do it again later
                 result.cancelled_batches += 1
                 redo = sorted([*redo, done_.rng], key=ledger.order)
-                after_cancel = True
                 continue
             result.rows += done_.changed
             result.batches += 1
             progress.advance(done_.rng.keys)
             progress.report(result, started, done_.rng.keys, done_.seconds * 1000,
-                            ledger.all_saved(), Pause())
+                            ledger.all_saved(), unreported)
+            unreported = Pause()
     finally:
         pool.close()
         gate.close()  # the watcher's connection; reopened when needed
@@ -381,6 +382,7 @@ class _Range:
     upper: list[str] | None
     keys: int
     last: bool
+    committed: bool = False
 
 
 @dataclass
@@ -407,7 +409,6 @@ class _Ledger:
         self.migration, self.partition = migration, partition
         self.lock = threading.Lock()
         self._ranges: list[_Range] = []  # planned, in key order
-        self._committed: set[int] = set()
         self._saved = 0  # ranges[:_saved] are inside the saved position
 
     def add(self, rng: _Range) -> None:
@@ -420,7 +421,7 @@ class _Ledger:
         """Under `lock`, inside the batch's transaction: record its rows and move the saved
         position as far as its commit allows.  Returns the new saved count of ranges."""
         i = self._saved
-        while i < len(self._ranges) and (self._ranges[i] is rng or id(self._ranges[i]) in self._committed):
+        while i < len(self._ranges) and (self._ranges[i] is rng or self._ranges[i].committed):
             i += 1
         if i == self._saved:  # an earlier range is still running: rows only
             conn.execute(
@@ -437,7 +438,7 @@ class _Ledger:
         return i
 
     def committed(self, rng: _Range, saved: int | None) -> None:
-        self._committed.add(id(rng))
+        rng.committed = True
         if saved is not None:
             self._saved = saved
 
@@ -460,10 +461,11 @@ class _Workers:
         self._all: list[psycopg.Connection] = []
 
     def submit(self, rng: _Range, statement: str) -> None:
-        self.running += 1
         if not self.threaded:
             self._done.put(self._run(self.conn, rng, statement))
+            self.running += 1
             return
+        self.running += 1
         conn = self._idle.pop() if self._idle else self._open()
         thread = threading.Thread(target=self._thread, args=(conn, rng, statement),
                                   name="backfill-batch", daemon=True)
@@ -477,6 +479,7 @@ class _Workers:
     def _thread(self, conn: psycopg.Connection, rng: _Range, statement: str) -> None:
         try:
             done = self._run(conn, rng, statement)
+            self._idle.append(conn)  # only now: the batch's watch has ended
         except BaseException as exc:  # noqa: BLE001 - handed to the planning thread
             done = _Done(rng, None, BatchWatch(), 0, 0.0, exc)
         self._done.put(done)
@@ -507,14 +510,10 @@ class _Workers:
                         locked = True
                         saved = self.ledger.save_sql(conn, rng, changed)
                     self.ledger.committed(rng, saved)
-                    if conn is not self.conn:
-                        self._idle.append(conn)
                     return _Done(rng, changed, seen, retries, time.monotonic() - started)
                 except pg_errors.QueryCanceled:
                     if not seen.cancelled:
                         raise  # statement_timeout, or someone else's cancel: not ours to hide
-                    if conn is not self.conn:
-                        self._idle.append(conn)
                     return _Done(rng, None, seen, retries, time.monotonic() - started)
                 except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
                         pg_errors.SerializationFailure):

@@ -3,9 +3,9 @@
 Contract:
 - every connection is autocommit; a transaction is always explicit (`with conn.transaction()`),
   so a statement that cannot run in one (CREATE INDEX CONCURRENTLY) simply runs without;
-- every action that takes a lock runs with `lock_timeout` set; on LockNotAvailable it is retried
-  with exponential backoff and jitter, and the client's queue behind us never waits longer than
-  one lock_timeout;
+- every action that takes a lock runs with `lock_timeout` set; on LockNotAvailable (or, in a
+  transaction, DeadlockDetected) it is retried with exponential backoff and jitter, and the
+  client's queue behind us never waits longer than one lock_timeout;
 - one session-level advisory lock per database serialises migration runs; the holder is told by
   its application_name.
 """
@@ -86,7 +86,11 @@ class ActionRunner:
                 return ActionResult(
                     action, True, rowcount, time.monotonic() - started, attempts, lock_wait
                 )
-            except pg_errors.LockNotAvailable as exc:
+            except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected) as exc:
+                # our DDL gives way: a deadlock victim's transaction was rolled back like a
+                # timed-out one, so the try can simply be repeated
+                if isinstance(exc, pg_errors.DeadlockDetected) and not action.transactional:
+                    raise
                 lock_wait += time.monotonic() - try_started
                 if attempts > self.settings.retries:
                     raise LockTimeoutExhaustedError(
@@ -109,7 +113,7 @@ class ActionRunner:
         try:
             return self.conn.execute(action.sql).rowcount
         finally:
-            self.conn.execute("SET lock_timeout = 0")
+            self.conn.execute("RESET lock_timeout")
 
     def run_all(self, actions: list[Action]) -> list[ActionResult]:
         return [self.run(a) for a in actions]

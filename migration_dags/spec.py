@@ -24,6 +24,7 @@ from .fields import FieldReader
 from .identifiers import TableName
 from .operations import OPERATION_TYPES
 from .operations.base import Operation
+from .throttle import ThrottleSettings
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -35,6 +36,11 @@ class MigrationSettings:
     batch_size: int = 10_000
     partition_rows: int = 250_000
     batch_pause_ms: int = 0
+    # the backfill's throttle (throttle.py): cancel a batch a client waited on this long (0:
+    # never); pause while a transaction is older, or a replica lags more, than this (0: no limit)
+    max_client_wait_ms: int = ThrottleSettings.max_client_wait_ms
+    max_transaction_age_s: int = int(ThrottleSettings.max_transaction_age_s)
+    max_replication_lag_s: int = int(ThrottleSettings.max_replication_lag_s)
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,9 @@ def _settings(reader: FieldReader) -> MigrationSettings:
         batch_size=sub.integer("batch_size", d.batch_size, minimum=1),
         partition_rows=sub.integer("partition_rows", d.partition_rows, minimum=1),
         batch_pause_ms=sub.integer("batch_pause_ms", d.batch_pause_ms),
+        max_client_wait_ms=sub.integer("max_client_wait_ms", d.max_client_wait_ms),
+        max_transaction_age_s=sub.integer("max_transaction_age_s", d.max_transaction_age_s),
+        max_replication_lag_s=sub.integer("max_replication_lag_s", d.max_replication_lag_s),
     )
     sub.finish()
     return settings

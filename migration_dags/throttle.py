@@ -1,21 +1,21 @@
-"""Throttle: when a backfill may run its next batch, and how big it may be.
+"""Throttle: when a backfill may run its next batch, how big it may be, how many at once.
 
 A backfill shares the database with its clients. These rules keep it from hurting them:
 
 - a fixed pause between batches (`batch_pause_ms`);
 - pacing by measured client activity: a watcher on its own connection samples pg_stat_activity
-  every few milliseconds.  While other sessions of the database are busy, batches are sized to
-  take about `busy_batch_ms` (a client whose row a batch holds waits at most that long) and the
-  backfill runs only `busy_duty` of the time (after a 20 ms batch it sleeps 20 ms at 0.5), so it
-  takes at most about half a core from them; while nobody else is busy, batches grow to the
-  migration's `batch_size` and run back to back;
-- no client waits long on a batch: a session blocked by the backfill session (pg_blocking_pids)
+  every 10 ms while batches run.  While other sessions of the database are busy, one batch runs
+  at a time, sized to take about `busy_batch_ms` (a client whose row a batch holds waits about
+  that long at most), and the backfill runs only `busy_duty` of the time (after a 10 ms batch it
+  sleeps 10 ms at 0.5), so it takes at most about half a core from them.  While nobody else is
+  busy, batches grow to the migration's `batch_size` and `max_workers` of them run at once;
+- no client waits long on a batch: a session blocked by a backfill session (pg_blocking_pids)
   for `max_client_wait_ms` gets the batch cancelled (rolled back, nothing kept: batches are
-  idempotent); the backfill lets the clients through, then goes on with half the batch;
-- a pause while other sessions wait on locks held by the backfill session, while a transaction
-  older than `max_transaction_age_s` is open in the database (the dead rows the backfill leaves
-  cannot be vacuumed until it ends), and while a replica replays more than
-  `max_replication_lag_s` behind (pg_stat_replication; no replica means no lag).
+  idempotent); the backfill lets the clients through, then does that range again, smaller;
+- a pause while other sessions wait on locks held by the backfill session (advisory locks
+  aside), while a transaction older than `max_transaction_age_s` is open in the database (the
+  dead rows the backfill leaves cannot be vacuumed until it ends), and while a replica replays
+  more than `max_replication_lag_s` behind (pg_stat_replication; no replica means no lag).
 
 Sessions named `migration-dags ...` (the tool's own) are never counted as clients.
 """
@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import psycopg
+
+from .runtime import connect as runtime_connect
 
 OWN_SESSIONS = "migration-dags%"
 
@@ -99,25 +101,19 @@ class BatchWatch:
 # %(pids)s that blocks others: (its pid, sessions it blocks, their longest wait in ms).
 SAMPLE_SQL = """
 WITH s AS (
-  SELECT pid, wait_event_type, state, application_name, query_start FROM pg_stat_activity
+  SELECT pid, wait_event_type, wait_event, state, application_name, query_start
+  FROM pg_stat_activity
   WHERE datname = current_database() AND backend_type = 'client backend'
     AND pid <> pg_backend_pid()
 ), w AS (
   SELECT unnest(pg_blocking_pids(pid)) AS blocker,
          extract(epoch FROM clock_timestamp() - query_start)::float8 * 1000 AS waited_ms
-  FROM s WHERE wait_event_type = 'Lock'
+  FROM s WHERE wait_event_type = 'Lock' AND wait_event <> 'advisory'
 )
 SELECT NULL::int, (SELECT count(*) FROM s WHERE state <> 'idle'
                    AND application_name NOT LIKE %(own)s AND NOT (pid = ANY(%(pids)s))), NULL::float8
 UNION ALL
 SELECT blocker, count(*), max(waited_ms) FROM w WHERE blocker = ANY(%(pids)s) GROUP BY blocker
-"""
-
-BLOCKED_BY_SQL = """
-SELECT count(*), coalesce(max(waited_ms), 0)
-FROM (SELECT pid, extract(epoch FROM clock_timestamp() - query_start)::float8 * 1000 AS waited_ms
-      FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> %(pid)s OFFSET 0) a
-WHERE %(pid)s = ANY(pg_blocking_pids(a.pid))
 """
 
 LONG_TRANSACTION_SQL = """
@@ -207,24 +203,26 @@ class _Watcher:
 
 
 class Throttle:
-    """Pauses and batch sizes for one backfill session.
+    """Pauses, batch sizes and concurrency for one run of a backfill partition.
 
-    `connect` (a URL or a function returning an autocommit connection to the same database)
-    gives the watcher its connection; without it there is no pacing by client activity and no
-    cancelling.  `sleep` is injectable for tests.  Not shared between threads.
+    `connect` (the database URL, or a function of a purpose string returning an autocommit
+    connection to that database) opens the watcher's and the batch workers' connections;
+    without it there is no pacing by client activity, no cancelling and one batch at a time.
+    `sleep` is injectable for tests.  `watch` is called from the batch threads; everything else
+    from the one thread that plans the batches.
     """
 
     def __init__(
         self,
         settings: ThrottleSettings = ThrottleSettings(),
-        connect: Callable[[], psycopg.Connection] | str | None = None,
+        connect: Callable[[str], psycopg.Connection] | str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.settings = settings
         if isinstance(connect, str):
             url = connect
-            connect = lambda purpose="watcher": psycopg.connect(  # noqa: E731
-                _libpq(url), autocommit=True, application_name=f"migration-dags backfill {purpose}")
+            connect = lambda purpose: runtime_connect(  # noqa: E731
+                url, f"migration-dags backfill {purpose}")
         self._connect = connect
         self._sleep = sleep
         self._watcher: _Watcher | None = None
@@ -236,7 +234,7 @@ class Throttle:
         if self._connect is None:
             return None
         if self._watcher is None:
-            self._watcher = _Watcher(self._connect(), self.settings)
+            self._watcher = _Watcher(self._connect("watcher"), self.settings)
             self._watcher.wait_first_sample()
         return self._watcher
 
@@ -252,10 +250,7 @@ class Throttle:
 
     def open_worker(self) -> psycopg.Connection:
         """A connection for one more batch worker (autocommit, named as the tool's own)."""
-        try:
-            return self._connect("worker")
-        except TypeError:  # a connect function that takes no purpose
-            return self._connect()
+        return self._connect("worker")
 
     def clients_busy(self) -> bool:
         w = self._watch()
@@ -266,10 +261,6 @@ class Throttle:
         """Reasons to pause right now, as (kind, words); empty: go on."""
         s = self.settings
         reasons = []
-        blocked, wait_ms = conn.execute(BLOCKED_BY_SQL, {"pid": conn.info.backend_pid}).fetchone()
-        if blocked:
-            reasons.append(("lock waiters", f"{blocked} session(s) wait on locks held by the "
-                                            f"backfill session ({wait_ms:.0f} ms)"))
         if s.max_transaction_age_s > 0:
             row = conn.execute(LONG_TRANSACTION_SQL, {"limit": s.max_transaction_age_s,
                                                       "own": OWN_SESSIONS}).fetchone()
@@ -285,21 +276,24 @@ class Throttle:
         return reasons
 
     def before_batch(
-        self, conn: psycopg.Connection, last_batch_s: float = 0.0, after_cancel: bool = False,
+        self, conn: psycopg.Connection, last_batch_s: float = 0.0, waited: BatchWatch | None = None,
         report: Callable[[Pause], None] | None = None,
     ) -> Pause:
-        """Sleep as long as the rules say; returns how long and why.  `report` is called now and
-        then while a condition holds, so a long pause shows in the progress."""
+        """Sleep as long as the rules say; returns how long and why.  `waited` is what the
+        watcher saw during the last batch: when sessions waited on its locks, they get through
+        first.  `report` is called now and then while a condition holds, so a long pause shows
+        in the progress."""
         s = self.settings
         pause = Pause()
         if s.batch_pause_ms > 0:
             self._sleep(s.batch_pause_ms / 1000)
             pause.add("batch_pause_ms", s.batch_pause_ms / 1000)
-        if after_cancel:
+        if waited is not None and (waited.cancelled or waited.waiters):
             wait = max(s.max_client_wait_ms, 20) / 1000
             self._sleep(wait)
-            pause.add("clients waited on a batch", wait,
-                      "a client waited on a batch: cancelled it, retrying it smaller")
+            pause.add("lock waiters", wait, (
+                f"{waited.waiters} session(s) waited {waited.max_wait_ms:.0f} ms on a batch's "
+                + ("rows: cancelled it, doing it again smaller" if waited.cancelled else "rows")))
         elif last_batch_s > 0 and 0 < s.busy_duty < 1 and self.clients_busy():
             wait = last_batch_s * (1 / s.busy_duty - 1)
             self._sleep(wait)
@@ -376,7 +370,7 @@ class _CallThrottle(Throttle):
         super().__init__(OFF)
         self._fn = fn
 
-    def before_batch(self, conn, last_batch_s=0.0, after_cancel=False, report=None) -> Pause:
+    def before_batch(self, conn, last_batch_s=0.0, waited=None, report=None) -> Pause:
         self._fn(conn)
         return Pause()
 
@@ -393,9 +387,3 @@ def as_throttle(value: object) -> Throttle:
     if callable(value):
         return _CallThrottle(value)
     raise TypeError(f"not a throttle: {value!r}")
-
-
-def _libpq(url: str) -> str:
-    from .runtime import libpq_url
-
-    return libpq_url(url)

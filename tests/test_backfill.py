@@ -269,3 +269,28 @@ def test_progress_reports_rows_total_rate_and_eta(conn, database_url, migrations
     conn.execute(f"UPDATE {STATE_SCHEMA}.backfill_ranges SET done = false, position_key = NULL")
     engine.up("backfill")
     assert any("backfill 00-00000" in ln and "(done)" in ln for ln in lines)
+
+
+def test_out_of_order_commits_never_move_the_saved_position_past_a_running_batch():
+    """Two batches at once: the later one may commit first; the position waits for the earlier."""
+
+    class Recorder:
+        def __init__(self):
+            self.writes = []
+
+        def execute(self, sql, params):
+            self.writes.append(params[0] if "position_key" in sql else "rows only")
+
+    ledger = backfill._Ledger("m", "p")
+    first, second, third = (backfill._Range(lo, hi, 10, last)
+                            for lo, hi, last in ((None, ["10"], False), (["10"], ["20"], False),
+                                                 (["20"], None, True)))
+    for rng in (first, second, third):
+        ledger.add(rng)
+    conn = Recorder()
+    ledger.committed(second, ledger.save_sql(conn, second, 10))
+    assert conn.writes == ["rows only"] and not ledger.all_saved()
+    ledger.committed(first, ledger.save_sql(conn, first, 10))
+    assert conn.writes[-1] == '["20"]'  # over both: the second had committed already
+    ledger.committed(third, ledger.save_sql(conn, third, 10))
+    assert conn.writes[-1] is None and ledger.all_saved()  # the end of an unbounded range

@@ -169,6 +169,7 @@ def test_a_client_waiting_on_a_batch_gets_it_cancelled_not_a_long_wait(conn, dat
     thread.join()
     assert result.cancelled_batches >= 1
     assert waited[0] < 0.45  # ~0.1 s and a poll; the batch alone would have held it ~0.6 s more
+    assert result.pauses.get("lock waiters", 0) >= 0.1  # and then it let the client through
     assert conn.execute("SELECT count(*) FROM t WHERE y IS DISTINCT FROM x * 2").fetchone()[0] == 0
 
 
@@ -265,12 +266,13 @@ def test_throttle_settings_come_from_the_migration(migrations_dir):
     migration = write_migration(migrations_dir, """
         name: paced
         tables: [t]
-        settings: {batch_pause_ms: 25}
+        settings: {batch_pause_ms: 25, max_transaction_age_s: 60, max_replication_lag_s: 0}
         operations:
           - add_column: {table: t, column: {name: c, type: int}}
         """)
     settings = ThrottleSettings.from_settings(migration.settings)
-    assert settings.batch_pause_ms == 25
+    assert (settings.batch_pause_ms, settings.max_transaction_age_s,
+            settings.max_replication_lag_s) == (25, 60, 0)
     assert settings.max_client_wait_ms == ThrottleSettings().max_client_wait_ms
 
 

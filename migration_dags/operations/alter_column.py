@@ -15,10 +15,11 @@ writing the old column gets the new one computed by `up`; a client writing only 
 the direction once per row, so a value one direction computed is never taken for a client write
 by the other (no ping-pong between two triggers), and the trigger never writes with UPDATE, so
 it cannot recurse.  Its WHEN clause skips the tool's own bulk writes (runtime.TOOL_WRITE_SETTING).
-backfill fills the shadow column in key-range batches.  complete: NOT NULL (when the column had
-it) through a CHECK NOT VALID + VALIDATE, the default, then one short transaction under
-lock_timeout that drops the trigger and the old column and renames the shadow column to the
-column's name.  rollback drops trigger, function and shadow column.  uncomplete re-adds the old
+backfill fills the shadow column in key-range batches.  complete: NOT NULL on the shadow column
+(when the column had it) through CHECK NOT VALID + VALIDATE + SET NOT NULL, each its own short
+step, then one short transaction under lock_timeout that drops the trigger and the old column,
+renames the shadow column to the column's name and gives it the default and the comment.
+rollback drops trigger, function and shadow column.  uncomplete re-adds the old
 column (type, collation), fills it from the pre-migration backup (rows changed since then, or
 inserted, get `down`), and swaps back in one short transaction, re-creating the start trigger.
 
@@ -140,6 +141,8 @@ class AlterColumn(Operation):
             raise SchemaValidationError(
                 self.where, f"table {self.table} already has a column {self.shadow!r}, the name "
                 "alter_column needs for the new column; rename it first")
+        # for `plan` before start has saved the definition (complete reads the saved one)
+        self._not_null_hint = not column.nullable
 
     def apply(self, model: SchemaModel) -> None:
         column = model.tables[self.table].columns[self.column]
@@ -281,7 +284,7 @@ $migration_dags$"""
     def complete(self, ctx: OpContext) -> list[Action]:
         saved = ctx.saved_columns.get((self.table, self.column))
         before_swap: list[Action] = []
-        if saved is not None and saved.not_null:
+        if saved.not_null if saved is not None else getattr(self, "_not_null_hint", False):
             before_swap += not_null_actions(self.table, self.shadow, self._check("new"))
         shadow_there = column_exists_sql(self.table, self.shadow)
         before_swap = [replace(a, only_if=all_of(shadow_there, a.only_if) if a.only_if

@@ -192,3 +192,14 @@ def test_refused_at_validate(conn, database_url, migrations_dir, setup, expected
     engine = engine_for(database_url, migrations_dir, MIGRATION.replace('      default: "0"\n', ""))
     error = assert_unchanged_by(database_url, lambda: engine.up("backup"), expected)
     assert words in str(error)
+
+
+def test_plan_shows_every_step_before_anything_runs(conn, database_url, migrations_dir):
+    run_sql(database_url, SETUP)
+    plan = engine_for(database_url, migrations_dir, MIGRATION).plan()
+    start, cutover = "\n".join(plan["schema_change"]), "\n".join(plan["cutover"])
+    assert 'ADD COLUMN IF NOT EXISTS "mdg_new__price" numeric(10,2)' in start
+    assert "CREATE OR REPLACE TRIGGER" in start and "WHEN (current_setting(" in start
+    assert "NOT VALID" in cutover and "VALIDATE CONSTRAINT" in cutover
+    assert 'RENAME COLUMN "mdg_new__price" TO "price"' in cutover
+    assert column(conn, "products", "mdg_new__price") is None  # the plan changed nothing
