@@ -38,7 +38,7 @@ from psycopg import errors as pg_errors
 from .errors import NoPrimaryKeyError
 from .identifiers import TableName, literal, quote
 from .operations.base import BackfillTask
-from .runtime import MARK_TOOL_WRITE
+from .runtime import mark_backfill_of
 from .schema_model import primary_key_columns
 from .state import STATE_SCHEMA
 from .throttle import BatchWatch, Pause, Throttle, ThrottleSettings, as_throttle
@@ -316,7 +316,7 @@ def run_partition(
     progress = _Progress(conn, migration, partition, task, spec, lower, upper, position, on_batch)
     result = PartitionResult(partition, 0, 0, 0.0, 0)
     ledger = _Ledger(migration, partition)
-    pool = _Workers(conn, gate, lock_timeout_ms, ledger)
+    pool = _Workers(conn, gate, lock_timeout_ms, ledger, task.own_trigger)
     top = max(1, int(batch_size))
     size = gate.first_size(top)
     planned_to, all_planned = position, False
@@ -451,9 +451,10 @@ class _Workers:
     time (no way to connect), else each on a worker connection of its own, in threads."""
 
     def __init__(self, conn: psycopg.Connection, gate: Throttle, lock_timeout_ms: int,
-                 ledger: _Ledger):
+                 ledger: _Ledger, own_trigger: str | None = None):
         self.conn, self.gate, self.ledger = conn, gate, ledger
         self.lock_timeout_ms = lock_timeout_ms
+        self.own_trigger = own_trigger
         self.threaded = gate.settings.max_workers > 1 and gate.can_connect
         self.running = 0
         self._done: queue.Queue[_Done] = queue.Queue()
@@ -504,7 +505,7 @@ class _Workers:
                 locked = False
                 try:
                     with conn.transaction():
-                        conn.execute(_batch_settings(self.lock_timeout_ms))
+                        conn.execute(_batch_settings(self.lock_timeout_ms, self.own_trigger))
                         changed = max(conn.execute(statement).rowcount, 0)
                         self.ledger.lock.acquire()
                         locked = True
@@ -531,10 +532,10 @@ class _Workers:
             conn.close()
 
 
-def _batch_settings(lock_timeout_ms: int) -> str:
+def _batch_settings(lock_timeout_ms: int, own_trigger: str | None) -> str:
     # One round trip. synchronous_commit off: a batch lost in a crash is lost with its saved
-    # position and runs again.  MARK_TOOL_WRITE: the tool's sync triggers skip the batch.
-    return (f"SET LOCAL synchronous_commit = off; {MARK_TOOL_WRITE}; "
+    # position and runs again.  mark_backfill_of: the task's own sync trigger skips the batch.
+    return (f"SET LOCAL synchronous_commit = off; {mark_backfill_of(own_trigger)}; "
             f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
 
 

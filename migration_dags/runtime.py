@@ -36,6 +36,21 @@ SKIP_TOOL_WRITES = f"current_setting('{TOOL_WRITE_SETTING}', true) IS DISTINCT F
 MARK_TOOL_WRITE = f"SET LOCAL {TOOL_WRITE_SETTING} = 'on'"
 
 
+def mark_backfill_of(trigger: str | None) -> str:
+    """SET LOCAL for one backfill batch: only the trigger whose work the batch's statement already
+    does (the operation's own sync trigger) may skip it; every other sync trigger still fires, so a
+    backfill that writes a column another operation's trigger reads keeps that one in step."""
+    value = trigger or "none"
+    return f"SET LOCAL {TOOL_WRITE_SETTING} = '{value.replace(chr(39), chr(39) * 2)}'"
+
+
+def skip_writes_of(trigger: str) -> str:
+    """A trigger's WHEN clause: fire unless the write is a restore ('on') or its own backfill."""
+    name = trigger.replace("'", "''")
+    return (f"coalesce(current_setting('{TOOL_WRITE_SETTING}', true), '') "
+            f"NOT IN ('on', '{name}')")
+
+
 def libpq_url(url: str) -> str:
     """Accept SQLAlchemy-style URLs too: drop a `+driver` suffix."""
     return re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)

@@ -230,3 +230,32 @@ def test_restore_refuses_while_later_steps_are_applied(conn, database_url, migra
     with pytest.raises(StepFailedError) as info:
         engine.restore()
     assert "down flag_users first" in str(info.value)
+
+
+TWO_TASKS = """
+name: two_tasks
+tables: [items]
+settings: {batch_size: 40, partition_rows: 100}
+operations:
+  - add_column:
+      table: items
+      column: {name: doubled, type: int}
+      up: "qty * 2"
+  - backfill:
+      table: items
+      set: {qty: "abs(qty)"}
+"""
+
+
+def test_a_backfill_writing_a_column_another_trigger_reads_keeps_it_in_step(
+    conn, database_url, migrations_dir
+):
+    """Batches skip only their own operation's sync trigger: the backfill of qty must still fire
+    add_column's trigger, or doubled would keep the value computed from the old qty."""
+    conn.execute("CREATE TABLE items (id int PRIMARY KEY, qty int)")
+    conn.execute("INSERT INTO items SELECT g, CASE WHEN g % 2 = 0 THEN -g ELSE g END FROM generate_series(1, 300) g")
+    engine = engine_for(migrations_dir, database_url, TWO_TASKS, name="two_tasks")
+    for step in ("backup", "schema_change", "backfill", "validation"):
+        engine.up(step)
+    wrong = conn.execute("SELECT count(*) FROM items WHERE doubled IS DISTINCT FROM qty * 2 OR qty < 0").fetchone()[0]
+    assert wrong == 0

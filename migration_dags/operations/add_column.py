@@ -35,6 +35,7 @@ from .base import (
     constraint_exists_sql,
 )
 from .reading import optional_sql
+from ..runtime import skip_writes_of
 from .triggers import drop_row_trigger, row_expression, row_trigger
 
 
@@ -108,6 +109,7 @@ class AddColumn(Operation):
             f"NEW.{self._col} := {row_expression(self.up)};",
             [],
             f"keep {self.column} in step with live writes",
+            when=skip_writes_of(self._trigger),
         )
 
     def rollback(self, ctx: OpContext) -> list[Action]:
@@ -129,6 +131,7 @@ class AddColumn(Operation):
             f"UPDATE {self.table.sql} SET {self._col} = ({self.up}) "
             f"WHERE {RANGE_PLACEHOLDER} AND {pending}",
             pending,
+            own_trigger=self._trigger,
         )
 
     def complete(self, ctx: OpContext) -> list[Action]:

@@ -41,7 +41,7 @@ from ..errors import (
 )
 from ..fields import FieldReader
 from ..identifiers import TableName, literal, quote, short_name
-from ..runtime import MARK_TOOL_WRITE, SKIP_TOOL_WRITES
+from ..runtime import MARK_TOOL_WRITE, skip_writes_of
 from ..schema_model import SchemaModel
 from .add_column import not_null_actions
 from .base import (
@@ -234,7 +234,7 @@ $migration_dags$"""
     def _trigger_sql(self, trigger: str) -> str:
         return (
             f"CREATE OR REPLACE TRIGGER {quote(trigger)} BEFORE INSERT OR UPDATE ON "
-            f"{self.table.sql} FOR EACH ROW WHEN ({SKIP_TOOL_WRITES}) "
+            f"{self.table.sql} FOR EACH ROW WHEN ({skip_writes_of(self._sync_trigger)}) "
             f"EXECUTE FUNCTION {function_sql(trigger)}()"
         )
 
@@ -266,6 +266,7 @@ $migration_dags$"""
             f"UPDATE {self.table.sql} SET {quote(self.shadow)} = ({self.up}) "
             f"WHERE {RANGE_PLACEHOLDER} AND {self._pending()}",
             self._pending(),
+            own_trigger=self._sync_trigger,
         )
 
     def checks(self, ctx: OpContext) -> list[ParityCheck]:

@@ -65,6 +65,9 @@ class BackfillTask:
     statement: str
     # rows of range_table still to do (NULL-safe); used by resume and by the parity check
     pending_predicate: str = "TRUE"
+    # the operation's own sync trigger, which computes the same value the statement writes: its
+    # batches may skip that trigger (halves the cost per row), and only that one
+    own_trigger: str | None = None
 
     def for_range(self, range_sql: str) -> str:
         return self.statement.replace(RANGE_PLACEHOLDER, f"({range_sql})")

@@ -33,7 +33,7 @@ def row_expression(expr: str) -> str:
 
 def row_trigger(
     table: TableName, trigger: str, body: str, columns: list[str], description: str,
-    events: str = "INSERT OR UPDATE",
+    events: str = "INSERT OR UPDATE", when: str | None = None,
 ) -> list[Action]:
     declares = "".join(
         f"  {quote(c)} {table.sql}.{quote(c)}%TYPE := NEW.{quote(c)};\n" for c in columns
@@ -48,7 +48,8 @@ def row_trigger(
         Action(
             f"trigger on {table}: {description}",
             f"CREATE OR REPLACE TRIGGER {quote(trigger)} BEFORE {events} ON {table.sql} "
-            f"FOR EACH ROW EXECUTE FUNCTION {function_sql(trigger)}()",
+            f"FOR EACH ROW {f'WHEN ({when}) ' if when else ''}"
+            f"EXECUTE FUNCTION {function_sql(trigger)}()",
         ),
     ]
 
