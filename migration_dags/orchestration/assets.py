@@ -81,14 +81,18 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         eng = engine(context, migration_database)
-        reports = [
-            eng.up("backfill", partitions.engine_partition(k)) for k in context.partition_keys
-        ]
+        keys = [partitions.engine_partition(k) for k in context.partition_keys]
+        reports = [eng.up("backfill", k) for k in keys]
         progress = eng.status()["backfill"]
-        return dg.MaterializeResult(metadata=backfill_metadata(
+        metadata = backfill_metadata(
             reports, time.monotonic() - started,
             progress["partitions_done"], progress["partitions_total"],
-        ))
+        )
+        if not migration.validation.suites:
+            return dg.MaterializeResult(metadata=metadata)
+        # blocking: a failed expectation on any partition stops validation/cutover in this run
+        result = checks.partition_result(checks.partition_outcomes(eng, keys))
+        return dg.MaterializeResult(metadata=metadata, check_results=[result])
 
     with warnings.catch_warnings():
         # BackfillPolicy is beta in Dagster 1.13; we rely on it knowingly (FACTS.md).
@@ -96,6 +100,7 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
         backfill = dg.asset(
             key=key["backfill"], description=_DESCRIPTIONS["backfill"], deps=[schema_change],
             partitions_def=partitions.backfill_partitions_def(name),
+            check_specs=checks.backfill_check_specs(migration, key["backfill"]),
             backfill_policy=dg.BackfillPolicy.single_run(), **common,
         )(backfill)
 

@@ -7,6 +7,12 @@
 
 Every check is blocking at ERROR severity: one failure stops cutover in the same run.
 
+On the backfill asset, a migration that declares suites also gets `suites_partition`: after the
+backfill processes its partitions, the suites' row-level expectations run on each partition's key
+range. In Dagster 1.13 a check on a partitioned asset evaluated in a run over a partition range
+records one evaluation (no partition), so the check is unpartitioned and its one result sums up
+every partition of the run: observed = failed partitions, samples as "partition: keys".
+
 The suites seam: `suite_hook(migration)` returns the engine's `extra_checks` hook,
 `migration_dags.suites.suite_checks(engine, conn, partition) -> list[CheckOutcome]` (outcomes with
 `suite` set to the suite's name, reported under `suite_<name>`), imported only when validation runs.
@@ -19,12 +25,14 @@ from typing import Any
 
 import dagster as dg
 
-from ..engine import CheckOutcome, ExtraChecks
+from ..engine import CheckOutcome, ExtraChecks, MigrationEngine
 from ..spec import Migration
 
 BACKFILL_COMPLETE = "backfill_complete"
 ROW_COUNTS = "row_counts"
 PARITY = "parity"
+SUITES_PARTITION = "suites_partition"
+SAMPLES_SHOWN = 20
 
 _DESCRIPTIONS = {
     BACKFILL_COMPLETE: "every backfill partition is done",
@@ -87,7 +95,51 @@ def not_reevaluated(migration: Migration, applied_note: str) -> list[dg.AssetChe
     ]
 
 
-def _family_metadata(outcomes: list[CheckOutcome]) -> dict[str, Any]:
+def backfill_check_specs(migration: Migration, backfill_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """`suites_partition` on the backfill asset; none for a migration without suites."""
+    if not migration.validation.suites:
+        return []
+    return [dg.AssetCheckSpec(
+        SUITES_PARTITION, asset=backfill_key, blocking=True,
+        description="the suites' row-level expectations on each backfilled partition's key range",
+    )]
+
+
+def partition_outcomes(
+    engine: MigrationEngine, keys: list[str | None]
+) -> dict[str, list[CheckOutcome]]:
+    """The suites on each engine partition in `keys` (None, nothing to backfill, is skipped)."""
+    from ..suites import suite_checks  # here, not at import: only a backfill with suites needs them
+
+    with engine.connection("suites") as conn:
+        return {k: suite_checks(engine, conn, k) for k in keys if k is not None}
+
+
+def partition_result(by_partition: dict[str, list[CheckOutcome]]) -> dg.AssetCheckResult:
+    """One result for every partition of the run: fails when any expectation failed on any."""
+    outcomes = [o for found in by_partition.values() for o in found]
+    failed = {k: [o for o in found if not o.passed] for k, found in by_partition.items()}
+    failed = {k: found for k, found in failed.items() if found}
+    metadata = _family_metadata(outcomes, SAMPLES_SHOWN)
+    metadata["partitions_checked"] = len(by_partition)
+    metadata["observed"] = len(failed)
+    metadata["failed_partitions"] = dg.MetadataValue.json(list(failed))
+    if not by_partition:
+        metadata["note"] = "nothing to backfill: the suites run on the whole table at validation"
+    samples, budget = [], SAMPLES_SHOWN
+    for key, found in failed.items():
+        keys = list(dict.fromkeys(s for o in found for s in o.samples))[:max(budget, 0)]
+        budget -= len(keys)
+        samples.append(f"{key}: {', '.join(keys) or '-'}")
+    if samples:
+        metadata["samples"] = dg.MetadataValue.md("\n".join(f"- {line}" for line in samples))
+    return dg.AssetCheckResult(
+        check_name=SUITES_PARTITION, passed=not failed, severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+    )
+
+
+def _family_metadata(outcomes: list[CheckOutcome], samples_shown: int = 10) -> dict[str, Any]:
     failed = [o for o in outcomes if not o.passed]
     metadata: dict[str, Any] = {
         "checked": len(outcomes),
@@ -96,7 +148,8 @@ def _family_metadata(outcomes: list[CheckOutcome]) -> dict[str, Any]:
     }
     if failed:
         rows = "\n".join(
-            f"| {o.name} | {o.description} | {o.observed} | {', '.join(o.samples[:10]) or '-'} |"
+            f"| {o.name} | {o.description} | {o.observed} | "
+            f"{', '.join(o.samples[:samples_shown]) or '-'} |"
             for o in failed
         )
         metadata["failed_checks"] = dg.MetadataValue.md(
