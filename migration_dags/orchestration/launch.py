@@ -132,7 +132,8 @@ class Launcher:
                 result.runs.append(self._run_step(step, run_id))
             except Exception:
                 requests = rollbacks_for(check_evaluations_for_run(self.instance, run_id), run_id)
-                if step != "validation" or not requests:
+                # blocking checks live on validation and, per backfilled key range, on backfill
+                if step not in ("backfill", "validation") or not requests:
                     raise
                 return self._roll_back_failed_validation(result, requests[0], run_id)
         return result

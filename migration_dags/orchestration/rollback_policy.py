@@ -20,6 +20,8 @@ from ..state import STEPS
 from .jobs import rollback_job_name
 
 VALIDATION_STEP = "validation"
+# assets whose blocking checks gate cutover: validation's, and backfill's per-key-range suites
+CHECKED_STEPS = frozenset({"backfill", VALIDATION_STEP})
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,12 @@ class RollbackRequest:
 def rollbacks_for(
     evaluations: Iterable[dg.AssetCheckEvaluation], failed_run_id: str | None = None
 ) -> list[RollbackRequest]:
-    """One rollback per migration whose validation asset has a failed ERROR-severity check."""
+    """One rollback per migration whose validation (or backfill) asset has a failed
+    ERROR-severity check."""
     failed: dict[str, list[str]] = {}
     for ev in evaluations:
         path = ev.asset_key.path
-        if len(path) != 2 or path[1] != VALIDATION_STEP:
+        if len(path) != 2 or path[1] not in CHECKED_STEPS:
             continue
         if not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR:
             failed.setdefault(path[0], []).append(ev.check_name)

@@ -108,3 +108,21 @@ def test_a_migration_without_suites_has_no_partition_check(migrations_dir, items
     _migration, assets, resources = _graph(migrations_dir, ADD_FLAG, items_url)
     backfill = next(a for a in assets if a.key.path[-1] == "backfill")
     assert list(backfill.check_specs) == []
+
+
+def test_the_cli_rolls_back_a_failed_partition_check_and_exits_3(
+    migrations_dir, items_url, tmp_path, monkeypatch, capsys
+):
+    """A suite failing on the backfilled rows stops `up` at the backfill step: the CLI rolls the
+    migration back itself (exit 3), as for a failed validation, and the table is as before."""
+    from migration_dags import cli
+    from orchestration.samples import snapshot, write_migration
+
+    _suite(tmp_path, monkeypatch, "note")
+    write_migration(migrations_dir, ADD_NOTE)
+    before = snapshot(items_url)
+    code = cli.main(["--database-url", items_url, "--migrations-dir", str(migrations_dir), "up", "add_note"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "suites_partition" in err
+    assert snapshot(items_url) == before
