@@ -63,43 +63,59 @@ def restore_table(conn: psycopg.Connection, record: BackupRecord) -> int:
     """Make the table's rows exactly the backup's. Returns the number of rows changed."""
     cols = _restorable_columns(conn, record)
     col_list = ", ".join(quote(c) for c in cols)
-    src, bak = record.source.sql, record.backup.sql
+    src, bak, keys = record.source, record.backup, record.key_columns
     changed = 0
     with conn.transaction():
-        # putting back old values is not a user's write: keep user triggers (updated_at, audit)
-        # from firing (needs superuser, or GRANT SET ON PARAMETER session_replication_role)
+        # Deleting runs with triggers on: a row another table references must make this fail
+        # loudly (or cascade as the schema says), not leave orphans.
+        changed += conn.execute(delete_missing_sql(src, bak, keys) if keys else f"DELETE FROM {src.sql}").rowcount
+        # Putting back old values is not a user's write: keep user triggers (updated_at, audit)
+        # from firing (needs superuser, or GRANT SET ON PARAMETER session_replication_role).
         conn.execute("SET LOCAL session_replication_role = replica")
-        if not record.key_columns:
-            changed += conn.execute(f"DELETE FROM {src}").rowcount
+        if not keys:
             changed += conn.execute(
-                f"INSERT INTO {src} ({col_list}) OVERRIDING SYSTEM VALUE SELECT {col_list} FROM {bak}"
+                f"INSERT INTO {src.sql} ({col_list}) OVERRIDING SYSTEM VALUE SELECT {col_list} FROM {bak.sql}"
             ).rowcount
             return changed
-        match = " AND ".join(f"s.{quote(k)} = b.{quote(k)}" for k in record.key_columns)
+        update = restore_columns_sql(src, bak, keys, cols)
+        if update:
+            changed += conn.execute(update).rowcount
         changed += conn.execute(
-            f"DELETE FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM {bak} b WHERE {match})"
-        ).rowcount
-        changed += restore_columns_sql(conn, record, cols)
-        changed += conn.execute(
-            f"INSERT INTO {src} ({col_list}) OVERRIDING SYSTEM VALUE "
-            f"SELECT {', '.join('b.' + quote(c) for c in cols)} FROM {bak} b "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {src} s WHERE {match})"
+            f"INSERT INTO {src.sql} ({col_list}) OVERRIDING SYSTEM VALUE "
+            f"SELECT {', '.join('b.' + quote(c) for c in cols)} FROM {bak.sql} AS b "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {src.sql} AS s WHERE {_key_match(keys)})"
         ).rowcount
     return changed
 
 
-def restore_columns_sql(conn: psycopg.Connection, record: BackupRecord, columns: list[str]) -> int:
-    """Put `columns` back to their backed-up values, for rows present in both; by key."""
-    columns = [c for c in columns if c not in record.key_columns]
-    if not columns or not record.key_columns:
-        return 0
-    src, bak = record.source.sql, record.backup.sql
-    match = " AND ".join(f"s.{quote(k)} = b.{quote(k)}" for k in record.key_columns)
+# -- the restore statements, shared with the undo actions (operations/restore.py) ----------------
+def _key_match(keys: list[str]) -> str:
+    return " AND ".join(f"s.{quote(k)} = b.{quote(k)}" for k in keys)
+
+
+def delete_missing_sql(table: TableName, backup: TableName, keys: list[str]) -> str:
+    """Delete the rows of `table` (as s) whose key the backup (as b) does not have."""
+    return (
+        f"DELETE FROM {table.sql} AS s\n"
+        f"WHERE NOT EXISTS (SELECT 1 FROM {backup.sql} AS b WHERE {_key_match(keys)})"
+    )
+
+
+def restore_columns_sql(
+    table: TableName, backup: TableName, keys: list[str], columns: list[str]
+) -> str | None:
+    """Set `columns` of every row present in the backup back to the backed-up values, writing
+    only rows that differ; None when there is no column to restore (keys are what rows are
+    matched on, never restored)."""
+    columns = [c for c in columns if c not in keys]
+    if not columns or not keys:
+        return None
     sets = ", ".join(f"{quote(c)} = b.{quote(c)}" for c in columns)
     differs = (
         "ROW(" + ", ".join(f"s.{quote(c)}" for c in columns) + ") IS DISTINCT FROM ROW("
         + ", ".join(f"b.{quote(c)}" for c in columns) + ")"
     )
-    return conn.execute(
-        f"UPDATE {src} s SET {sets} FROM {bak} b WHERE {match} AND {differs}"
-    ).rowcount
+    return (
+        f"UPDATE {table.sql} AS s SET {sets} FROM {backup.sql} AS b\n"
+        f"WHERE {_key_match(keys)} AND {differs}"
+    )

@@ -64,3 +64,21 @@ def test_fingerprint_ignores_column_order_but_not_values(conn):
     assert fa == data_fingerprint(conn, TableName("public", "b"))
     conn.execute("UPDATE b SET x = '' WHERE id = 2")
     assert fa != data_fingerprint(conn, TableName("public", "b"))
+
+
+def test_restore_refuses_to_orphan_rows_that_reference_a_deleted_row(conn):
+    """Rows the backup lacks are deleted with triggers on: a foreign key pointing at one makes the
+    restore fail and change nothing, instead of leaving the child row orphaned."""
+    import psycopg
+    import pytest
+
+    setup(conn)
+    rec = take_backup(conn, "m", "run1", T)
+    conn.execute("""INSERT INTO "Order Items" VALUES (9999, 'new', 1, NULL)""")
+    conn.execute('CREATE TABLE child (id int PRIMARY KEY, item int REFERENCES "Order Items" (id))')
+    conn.execute("INSERT INTO child VALUES (1, 9999)")
+    conn.execute("""UPDATE "Order Items" SET qty = -1 WHERE id = 5""")
+    before = data_fingerprint(conn, T)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        restore_table(conn, rec)
+    assert data_fingerprint(conn, T) == before  # one transaction: nothing changed

@@ -15,8 +15,8 @@ session_replication_role`.
 from __future__ import annotations
 
 from ..actions import Action
-from ..identifiers import TableName, quote
-from .base import key_match
+from ..backup import delete_missing_sql, restore_columns_sql
+from ..identifiers import TableName
 
 # SET LOCAL: the setting ends with the action's own transaction (actions are transactional).
 QUIET = "SET LOCAL session_replication_role = replica;\n"
@@ -26,16 +26,10 @@ def restore_columns(
     table: TableName, backup: TableName, keys: list[str], columns: list[str], why: str
 ) -> Action:
     """Set `columns` of every row present in the backup back to the backed-up values."""
-    columns = [c for c in columns if c not in keys]  # keys are what rows are matched on
-    sets = ", ".join(f"{quote(c)} = b.{quote(c)}" for c in columns)
-    differs = (
-        "ROW(" + ", ".join(f"s.{quote(c)}" for c in columns) + ") IS DISTINCT FROM ROW("
-        + ", ".join(f"b.{quote(c)}" for c in columns) + ")"
-    )
+    restored = [c for c in columns if c not in keys]  # keys are what rows are matched on
     return Action(
-        f"restore {', '.join(columns)} of {table} from its backup ({why})",
-        f"{QUIET}UPDATE {table.sql} AS s SET {sets} FROM {backup.sql} AS b\n"
-        f"WHERE {key_match(keys, 's', 'b')} AND {differs}",
+        f"restore {', '.join(restored)} of {table} from its backup ({why})",
+        QUIET + restore_columns_sql(table, backup, keys, columns),
     )
 
 
@@ -47,6 +41,5 @@ def delete_rows_not_in_backup(table: TableName, backup: TableName, keys: list[st
     """
     return Action(
         f"delete rows of {table} that are not in its backup ({why})",
-        f"DELETE FROM {table.sql} AS s\n"
-        f"WHERE NOT EXISTS (SELECT 1 FROM {backup.sql} AS b WHERE {key_match(keys, 's', 'b')})",
+        delete_missing_sql(table, backup, keys),
     )
