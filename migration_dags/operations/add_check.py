@@ -14,7 +14,7 @@ The validation step checks it is validated.
 from __future__ import annotations
 
 from ..actions import Action
-from ..errors import SchemaValidationError, TableDoesNotExistError
+from ..errors import SchemaValidationError
 from ..fields import FieldReader
 from ..identifiers import TableName
 from ..schema_model import SchemaModel
@@ -34,9 +34,7 @@ class AddCheck(Operation):
         return {self.table}
 
     def validate(self, model: SchemaModel) -> None:
-        table = model.table(self.table)
-        if table is None:
-            raise TableDoesNotExistError(self.where, str(self.table))
+        table = self.existing_table(model, self.table)
         if self.name in table.constraints:
             raise SchemaValidationError(
                 self.where, f"table {self.table} already has a constraint named {self.name!r}"

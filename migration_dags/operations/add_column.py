@@ -22,7 +22,7 @@ of the same table, the second one's up may read the column the first one fills.
 from __future__ import annotations
 
 from ..actions import Action
-from ..errors import ColumnAlreadyExistsError, NoPrimaryKeyError, TableDoesNotExistError
+from ..errors import ColumnAlreadyExistsError, NoPrimaryKeyError
 from ..fields import FieldReader
 from ..identifiers import TableName, quote, short_name
 from ..schema_model import ColumnModel, SchemaModel
@@ -75,9 +75,7 @@ class AddColumn(Operation):
         return short_name("mdg", self.table.name, self.column, "not_null")
 
     def validate(self, model: SchemaModel) -> None:
-        table = model.table(self.table)
-        if table is None:
-            raise TableDoesNotExistError(self.where, str(self.table))
+        table = self.existing_table(model, self.table)
         if self.column in table.columns:
             raise ColumnAlreadyExistsError(self.where, str(self.table), self.column)
         if self.up is not None and not table.primary_key:
@@ -130,7 +128,6 @@ class AddColumn(Operation):
             self.table,
             f"UPDATE {self.table.sql} SET {self._col} = ({self.up}) "
             f"WHERE {RANGE_PLACEHOLDER} AND {pending}",
-            pending,
             own_trigger=self._trigger,
         )
 

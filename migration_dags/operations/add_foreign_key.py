@@ -19,7 +19,7 @@ non-NULL and match no referenced row: MATCH SIMPLE), with up to 20 sample keys.
 from __future__ import annotations
 
 from ..actions import Action
-from ..errors import ColumnDoesNotExistError, SchemaValidationError, TableDoesNotExistError
+from ..errors import ColumnDoesNotExistError, SchemaValidationError
 from ..fields import FieldReader
 from ..identifiers import TableName, quote, short_name
 from ..schema_model import SchemaModel
@@ -55,9 +55,7 @@ class AddForeignKey(Operation):
 
     def validate(self, model: SchemaModel) -> None:
         for name, columns in ((self.table, self.columns), (self.ref_table, self.ref_columns)):
-            table = model.table(name)
-            if table is None:
-                raise TableDoesNotExistError(self.where, str(name))
+            table = self.existing_table(model, name)
             for column in columns:
                 if column not in table.columns:
                     raise ColumnDoesNotExistError(self.where, str(name), column)

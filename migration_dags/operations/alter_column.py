@@ -34,10 +34,8 @@ from dataclasses import replace
 
 from ..actions import Action
 from ..errors import (
-    ColumnDoesNotExistError,
     NoPrimaryKeyError,
     SchemaValidationError,
-    TableDoesNotExistError,
 )
 from ..fields import FieldReader
 from ..identifiers import TableName, literal, quote, short_name
@@ -103,12 +101,7 @@ class AlterColumn(Operation):
 
     # -- validate ----------------------------------------------------------------------------------
     def validate(self, model: SchemaModel) -> None:
-        table = model.table(self.table)
-        if table is None:
-            raise TableDoesNotExistError(self.where, str(self.table))
-        column = table.columns.get(self.column)
-        if column is None:
-            raise ColumnDoesNotExistError(self.where, str(self.table), self.column)
+        table, column = self.existing_column(model, self.table, self.column)
         views = table.dependent_views.get(self.column)
         if views:
             raise SchemaValidationError(
@@ -265,7 +258,6 @@ $migration_dags$"""
             self.table,
             f"UPDATE {self.table.sql} SET {quote(self.shadow)} = ({self.up}) "
             f"WHERE {RANGE_PLACEHOLDER} AND {self._pending()}",
-            self._pending(),
             own_trigger=self._sync_trigger,
         )
 

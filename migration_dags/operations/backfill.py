@@ -45,7 +45,6 @@ from ..errors import (
     ColumnDoesNotExistError,
     NoPrimaryKeyError,
     SchemaValidationError,
-    TableDoesNotExistError,
     UnsafeIdentifierError,
 )
 from ..fields import FieldReader
@@ -122,9 +121,7 @@ class Backfill(Operation):
                 raise ColumnDoesNotExistError(self.where, str(self.into), column)
 
     def _keyed_table(self, model: SchemaModel, name: TableName):
-        table = model.table(name)
-        if table is None:
-            raise TableDoesNotExistError(self.where, str(name))
+        table = self.existing_table(model, name)
         if not table.primary_key:
             raise NoPrimaryKeyError(self.where, str(name))
         return table
@@ -154,7 +151,6 @@ class Backfill(Operation):
                 f"set {', '.join(self.set)} of {self.table}",
                 self.table,
                 f"UPDATE {self.table.sql} SET {sets} WHERE {RANGE_PLACEHOLDER} AND {self._pending}",
-                self._pending,
             )
         return BackfillTask(
             f"insert into {self.into} from {self.table}",

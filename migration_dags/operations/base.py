@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ..actions import Action
+from ..errors import ColumnDoesNotExistError, TableDoesNotExistError
 from ..fields import FieldReader
-from ..identifiers import TableName, quote
-from ..schema_model import SchemaModel
+from ..identifiers import TableName
+from ..schema_model import ColumnModel, SchemaModel, TableModel
 
 if TYPE_CHECKING:
     from .saved_columns import SavedColumn
@@ -63,8 +64,6 @@ class BackfillTask:
     description: str
     range_table: TableName
     statement: str
-    # rows of range_table still to do (NULL-safe); used by resume and by the parity check
-    pending_predicate: str = "TRUE"
     # the operation's own sync trigger, which computes the same value the statement writes: its
     # batches may skip that trigger (halves the cost per row), and only that one
     own_trigger: str | None = None
@@ -107,6 +106,23 @@ class Operation:
     def read_tables(self) -> set[TableName]:
         """Tables this operation only reads or references (validated, never backed up)."""
         return set()
+
+    # -- helpers for validate ----------------------------------------------------------------
+    def existing_table(self, model: SchemaModel, name: TableName) -> TableModel:
+        """The table as the model holds it, or TableDoesNotExistError naming this operation."""
+        table = model.table(name)
+        if table is None:
+            raise TableDoesNotExistError(self.where, str(name))
+        return table
+
+    def existing_column(
+        self, model: SchemaModel, name: TableName, column: str
+    ) -> tuple[TableModel, ColumnModel]:
+        """The table and its column, or the error naming which one is missing."""
+        table = self.existing_table(model, name)
+        if column not in table.columns:
+            raise ColumnDoesNotExistError(self.where, str(name), column)
+        return table, table.columns[column]
 
     # -- verbs -------------------------------------------------------------------------------
     def validate(self, model: SchemaModel) -> None:
@@ -153,10 +169,6 @@ def constraint_exists_sql(table: TableName, name: str) -> str:
         "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass("
         f"{table.regclass_literal}) AND conname = {_lit(name)})"
     )
-
-
-def key_match(keys: list[str], left: str, right: str) -> str:
-    return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in keys)
 
 
 def _lit(value: str) -> str:

@@ -26,7 +26,7 @@ is made when the action runs (only_if), so `plan` shows both.
 from __future__ import annotations
 
 from ..actions import Action
-from ..errors import ColumnDoesNotExistError, SchemaValidationError, TableDoesNotExistError
+from ..errors import ColumnDoesNotExistError, SchemaValidationError
 from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
@@ -58,9 +58,7 @@ class CreateIndex(Operation):
         return f"{quote(self.table.schema)}.{quote(self.name)}"
 
     def validate(self, model: SchemaModel) -> None:
-        table = model.table(self.table)
-        if table is None:
-            raise TableDoesNotExistError(self.where, str(self.table))
+        table = self.existing_table(model, self.table)
         for column in self.columns:
             if column not in table.columns:
                 raise ColumnDoesNotExistError(self.where, str(self.table), column)

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from ..actions import Action
-from ..errors import ColumnDoesNotExistError, TableAlreadyExistsError, TableDoesNotExistError
+from ..errors import ColumnDoesNotExistError, TableAlreadyExistsError
 from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import ColumnModel, SchemaModel, TableModel
@@ -163,9 +163,7 @@ class CreateTable(Operation):
                 if ref.column not in {c.name for c in self.columns}:
                     raise ColumnDoesNotExistError(self.where, str(self.table), ref.column)
                 continue
-            target = model.table(ref.table)
-            if target is None:
-                raise TableDoesNotExistError(self.where, str(ref.table))
+            target = self.existing_table(model, ref.table)
             if ref.column not in target.columns:
                 raise ColumnDoesNotExistError(self.where, str(ref.table), ref.column)
 

@@ -19,10 +19,8 @@ from dataclasses import replace
 
 from ..actions import Action
 from ..errors import (
-    ColumnDoesNotExistError,
     NoPrimaryKeyError,
     SchemaValidationError,
-    TableDoesNotExistError,
 )
 from ..fields import FieldReader
 from ..identifiers import TableName, literal, quote, short_name
@@ -52,12 +50,7 @@ class DropColumn(Operation):
         return {self.table}
 
     def validate(self, model: SchemaModel) -> None:
-        table = model.table(self.table)
-        if table is None:
-            raise TableDoesNotExistError(self.where, str(self.table))
-        column = table.columns.get(self.column)
-        if column is None:
-            raise ColumnDoesNotExistError(self.where, str(self.table), self.column)
+        table, column = self.existing_column(model, self.table, self.column)
         views = table.dependent_views.get(self.column)
         if views:
             raise SchemaValidationError(

@@ -17,7 +17,6 @@ transactions (CREATE INDEX CONCURRENTLY) must be alone in its raw_sql.
 from __future__ import annotations
 
 from ..actions import Action
-from ..errors import TableDoesNotExistError
 from ..fields import FieldReader
 from ..identifiers import TableName
 from ..schema_model import SchemaModel
@@ -54,8 +53,7 @@ class RawSql(Operation):
 
     def validate(self, model: SchemaModel) -> None:
         for table in self.touches:
-            if model.table(table) is None:
-                raise TableDoesNotExistError(self.where, str(table))
+            self.existing_table(model, table)
 
     def apply(self, model: SchemaModel) -> None:
         pass

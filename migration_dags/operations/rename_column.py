@@ -12,7 +12,7 @@ it by name and does not: change those in the same migration with raw_sql.
 from __future__ import annotations
 
 from ..actions import Action
-from ..errors import ColumnAlreadyExistsError, ColumnDoesNotExistError, TableDoesNotExistError
+from ..errors import ColumnAlreadyExistsError
 from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
@@ -34,11 +34,7 @@ class RenameColumn(Operation):
         return {self.table}
 
     def validate(self, model: SchemaModel) -> None:
-        table = model.table(self.table)
-        if table is None:
-            raise TableDoesNotExistError(self.where, str(self.table))
-        if self.old not in table.columns:
-            raise ColumnDoesNotExistError(self.where, str(self.table), self.old)
+        table, _old = self.existing_column(model, self.table, self.old)
         if self.new in table.columns:
             raise ColumnAlreadyExistsError(self.where, str(self.table), self.new)
 
