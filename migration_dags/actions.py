@@ -40,17 +40,6 @@ class ActionResult:
     attempts: int
     lock_wait_s: float
 
-    def as_metadata(self) -> dict:
-        return {
-            "description": self.action.description,
-            "sql": self.action.sql,
-            "ran": self.ran,
-            "rows": self.rowcount,
-            "duration_s": round(self.duration_s, 4),
-            "attempts": self.attempts,
-            "lock_wait_s": round(self.lock_wait_s, 4),
-        }
-
 
 @dataclass
 class StepReport:

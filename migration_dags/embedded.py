@@ -3,7 +3,7 @@
 It is started once in a local folder and left running (cleanup_mode=None): the CLI, the Dagster
 webserver and its run workers are separate processes that must share one server, and with
 cleanup_mode='stop' the first process to exit would stop it under the others.
-`migration-dags embedded stop` stops it.
+`stop_embedded()` stops it.
 """
 
 from __future__ import annotations

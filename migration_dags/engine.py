@@ -126,8 +126,7 @@ class MigrationEngine:
         backup_columns: dict[TableName, list[str]] = {}
         for rec in state.backups(conn, self.migration.name):
             backups[rec.source] = rec.backup
-            keys.setdefault(rec.source, rec.key_columns)
-            if not keys.get(rec.source):
+            if not keys.get(rec.source):  # the table is gone, or lost its key: the backup's
                 keys[rec.source] = rec.key_columns
             # the columns the table had before the migration: restores write only these
             backup_columns[rec.source] = column_names(conn, rec.backup)
@@ -419,21 +418,27 @@ class MigrationEngine:
             return report
 
     def _schema_change_down(self) -> StepReport:
-        report = self._undo_ops("schema_change", lambda op, ctx: op.rollback(ctx))
-        with self.locked("schema_change down") as conn, conn.transaction():
-            backfill_mod.forget_partitions(conn, self.migration.name)
-        return report
+        # the partition plan belongs to schema_change: forgotten with it, in the same transaction
+        return self._undo_ops("schema_change", lambda op, ctx: op.rollback(ctx),
+                              also=backfill_mod.forget_partitions)
 
-    def _undo_ops(self, step: str, verb) -> StepReport:
+    def _undo_ops(
+        self, step: str, verb, also: Callable[[psycopg.Connection, str], None] | None = None
+    ) -> StepReport:
         name = self.migration.name
         with self.locked(f"{step} down") as conn:
             if not state.is_applied(conn, name, step):
+                if also is not None:  # leftovers of a step that never got recorded
+                    with conn.transaction():
+                        also(conn, name)
                 return self._skip(step, "down", "not applied")
             ctx = self.context(conn)
             report = StepReport(name, step, "down")
             actions = [a for op in reversed(self.migration.operations) for a in verb(op, ctx)]
             self._run_actions(conn, actions, report)
             with conn.transaction():
+                if also is not None:
+                    also(conn, name)
                 state.mark_undone(conn, name, step)
             return report
 

@@ -28,11 +28,10 @@ from .errors import DatabaseUnavailableError, LockTimeoutExhaustedError, Migrati
 ADVISORY_LOCK_KEY = 0x6D69_6772_6461_67  # "migrdag": one key for every migration run
 APP_PREFIX = "migration-dags"
 
-# Set (SET LOCAL ... = 'on') by the tool's own bulk writes: every backfill batch, and restores in
-# undo paths.  The tool's sync triggers skip such writes (a WHEN clause, no function call): the
-# statement already computes what the trigger would, and a row trigger costs as much again.
+# The tool's sync triggers carry a WHEN clause on this setting (skip_writes_of): 'on' marks a
+# restore in an undo path, which every sync trigger skips; a backfill batch names the one trigger
+# whose work its statement already does (mark_backfill_of), and only that one skips it.
 TOOL_WRITE_SETTING = "migration_dags.backfill"
-SKIP_TOOL_WRITES = f"current_setting('{TOOL_WRITE_SETTING}', true) IS DISTINCT FROM 'on'"
 MARK_TOOL_WRITE = f"SET LOCAL {TOOL_WRITE_SETTING} = 'on'"
 
 

@@ -44,17 +44,16 @@ def expectations_dir(explicit: str | os.PathLike | None = None) -> Path:
     return project_root() / "expectations"
 
 
-def configured_database_url(explicit: str | None = None, env_var: str | None = None) -> str | None:
-    """The URL the user configured, or None (meaning: use the embedded server)."""
+def configured_database_url(explicit: str | None = None) -> str | None:
+    """The URL the user configured, or None (meaning: use the embedded server). A migration's
+    own `database: {url_env: X}` is resolved by orchestration.target_database, which wins."""
     if explicit:
         return explicit
-    if env_var and os.environ.get(env_var):
-        return os.environ[env_var]
     return os.environ.get(DATABASE_URL_ENV) or None
 
 
-def database_url(explicit: str | None = None, env_var: str | None = None) -> str:
-    url = configured_database_url(explicit, env_var)
+def database_url(explicit: str | None = None) -> str:
+    url = configured_database_url(explicit)
     if url:
         return url
     from .embedded import embedded_database_url
