@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
@@ -29,8 +31,14 @@ def test_second_run_fails_fast_naming_the_holder(database_url):
 def test_lock_is_released_when_the_holder_dies(database_url):
     holder = psycopg.connect(database_url, autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+    pid = holder.info.backend_pid
     holder.close()
     conn = connect(database_url)
+    # the server ends the closed session's backend asynchronously: wait until it is gone
+    for _ in range(100):
+        if not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]:
+            break
+        time.sleep(0.05)
     with migration_lock(conn):
         pass
     conn.close()
