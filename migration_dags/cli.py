@@ -32,7 +32,7 @@ from . import settings
 from .engine import MigrationEngine
 from .errors import MigrationError
 from .migration_set import MigrationSet
-from .orchestration.target_database import database_url_for
+from .target_database import database_url_for
 from .spec import Migration
 from .state import STEPS
 
@@ -128,7 +128,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import print_audit  # imports Dagster
+    from .orchestration.audit import print_audit  # imports Dagster
 
     return print_audit(args.name, since=args.since, as_json=args.json)
 

@@ -18,7 +18,7 @@ import time
 import psycopg
 
 from . import settings
-from .runtime import libpq_url
+from .db import libpq_url
 
 DEMO_DB = "migration_dags_demo"
 MIGRATION = "add_email_verification"

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 import psycopg
 
-from . import backfill as backfill_mod
+from . import batches
 from . import state
 from .actions import Action, ActionResult, StepReport
 from .backup import drop_backup, restore_table, take_backup
@@ -42,8 +42,8 @@ from .fingerprint import (
 )
 from .identifiers import TableName
 from .operations.base import BackfillTask, OpContext, ParityCheck
-from .operations.saved_columns import read_saved_columns
-from .runtime import ActionRunner, LockSettings, connect, migration_lock
+from .state.saved_columns import read_saved_columns
+from .db import ActionRunner, LockSettings, connect, migration_lock
 from .schema_model import SchemaModel, read_schema
 from .spec import Migration
 
@@ -255,7 +255,7 @@ class MigrationEngine:
             undo = lambda: [a for op in reversed(self.migration.operations) for a in op.rollback(ctx)]  # noqa: E731
             self._run_actions(conn, actions, report, undo)
             tasks = self.backfill_tasks(self.context(conn))
-            partitions = backfill_mod.plan_partitions(
+            partitions = batches.plan_partitions(
                 conn, name, tasks, self.migration.settings.partition_rows
             )
             report.extra["partitions"] = partitions
@@ -268,7 +268,7 @@ class MigrationEngine:
         with self.connection("partitions") as conn:
             if not table_exists(conn, TableName(state.STATE_SCHEMA, "backfill_ranges")):
                 return []
-            return [k for k, _d, _n in backfill_mod.partitions_status(conn, self.migration.name)]
+            return [k for k, _d, _n in batches.partitions_status(conn, self.migration.name)]
 
     def _backfill_up(self, partition: str | None = None) -> StepReport:
         name = self.migration.name
@@ -279,28 +279,28 @@ class MigrationEngine:
             ctx = self.context(conn)
             tasks = self.backfill_tasks(ctx)
             report = StepReport(name, "backfill", "up")
-            status = backfill_mod.partitions_status(conn, name)
+            status = batches.partitions_status(conn, name)
             if not status and tasks:
                 # a plan lost or never made (e.g. state edited by hand): never count "no
                 # partitions" as "all partitions done"
-                backfill_mod.plan_partitions(conn, name, tasks, self.migration.settings.partition_rows)
-                status = backfill_mod.partitions_status(conn, name)
+                batches.plan_partitions(conn, name, tasks, self.migration.settings.partition_rows)
+                status = batches.partitions_status(conn, name)
             todo = [k for k, done, _n in status if not done and (partition is None or k == partition)]
             if partition is not None and partition not in {k for k, _d, _n in status}:
                 raise StepFailedError(f"{name}: backfill partition {partition!r} is not planned")
             results = []
             for key in todo:
-                result = backfill_mod.run_partition(
+                result = batches.run_partition(
                     conn, name, key, tasks, self.migration.settings.batch_size,
                     self.lock_settings.lock_timeout_ms,
-                    throttle=backfill_mod.throttle_for(self.migration.settings, self.database_url),
-                    on_batch=backfill_mod.progress_logger(self.log),
+                    throttle=batches.throttle_for(self.migration.settings, self.database_url),
+                    on_batch=batches.progress_logger(self.log),
                 )
                 results.append(result)
                 report.results.append(ActionResult(
                     Action(f"backfill partition {key}", result.sample_sql or "-- nothing to do"),
                     True, result.rows, result.elapsed_s, 1 + result.retries, 0.0))
-            remaining = [k for k, d, _n in backfill_mod.partitions_status(conn, name) if not d]
+            remaining = [k for k, d, _n in batches.partitions_status(conn, name) if not d]
             report.extra.update({
                 "partitions_done": len(status) - len(remaining),
                 "partitions_total": len(status),
@@ -319,7 +319,7 @@ class MigrationEngine:
         """Every parity check (row counts, operation checks) plus the suites hook. Changes nothing."""
         ctx = self.context(conn)
         outcomes: list[CheckOutcome] = []
-        remaining = [k for k, d, _n in backfill_mod.partitions_status(conn, self.migration.name) if not d]
+        remaining = [k for k, d, _n in batches.partitions_status(conn, self.migration.name) if not d]
         outcomes.append(CheckOutcome(
             "backfill.complete", "every backfill partition is done", not remaining,
             len(remaining), remaining[:20]))
@@ -401,7 +401,7 @@ class MigrationEngine:
     def _backfill_down(self) -> StepReport:
         name = self.migration.name
         with self.locked("backfill down") as conn:
-            started = backfill_mod.partitions_status(conn, name)
+            started = batches.partitions_status(conn, name)
             if not state.is_applied(conn, name, "backfill") and not any(n or d for _k, d, n in started):
                 # keep the partition plan: it belongs to schema_change, whose down forgets it
                 return self._skip("backfill", "down", "not applied")
@@ -420,7 +420,7 @@ class MigrationEngine:
     def _schema_change_down(self) -> StepReport:
         # the partition plan belongs to schema_change: forgotten with it, in the same transaction
         return self._undo_ops("schema_change", lambda op, ctx: op.rollback(ctx),
-                              also=backfill_mod.forget_partitions)
+                              also=batches.forget_partitions)
 
     def _undo_ops(
         self, step: str, verb, also: Callable[[psycopg.Connection, str], None] | None = None
@@ -520,7 +520,7 @@ class MigrationEngine:
                 applied, parts = {}, []
             else:
                 applied = state.applied_steps(conn, self.migration.name)
-                parts = backfill_mod.partitions_status(conn, self.migration.name)
+                parts = batches.partitions_status(conn, self.migration.name)
         return {
             "migration": self.migration.name,
             "steps": {

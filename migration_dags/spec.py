@@ -24,7 +24,7 @@ from .fields import FieldReader
 from .identifiers import TableName
 from .operations import OPERATION_TYPES
 from .operations.base import Operation
-from .throttle import ThrottleSettings
+from .batches.throttle import ThrottleSettings
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 import yaml
 
-from migration_dags import audit, cli
+from migration_dags import cli
+from migration_dags.orchestration import audit
 from migration_dags.orchestration.assets import step_key
 from migration_dags.orchestration.definitions import build_definitions
 from migration_dags.orchestration.resources import MigrationDatabase

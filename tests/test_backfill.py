@@ -15,7 +15,7 @@ import time
 import psycopg
 import pytest
 
-from migration_dags import backfill
+from migration_dags.batches import runner as backfill
 from migration_dags.engine import MigrationEngine
 from migration_dags.errors import NoPrimaryKeyError
 from migration_dags.identifiers import TableName

@@ -16,7 +16,7 @@ import pytest
 
 from migration_dags import cli
 from migration_dags.engine import MigrationEngine
-from migration_dags.runtime import ADVISORY_LOCK_KEY
+from migration_dags.db import ADVISORY_LOCK_KEY
 from orchestration.samples import ADD_FLAG, ADD_VIEW, CLOCK_STAMP, seed_items, snapshot, write_migration
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from migration_dags.errors import (
     StepFailedError,
     TableDoesNotExistError,
 )
-from migration_dags.runtime import ADVISORY_LOCK_KEY
+from migration_dags.db import ADVISORY_LOCK_KEY
 from migration_dags.spec import load_migration
 from migration_dags.state import STEPS
 

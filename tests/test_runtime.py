@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from migration_dags.errors import DatabaseUnavailableError, MigrationLockedError
-from migration_dags.runtime import ADVISORY_LOCK_KEY, connect, display_url, libpq_url, migration_lock
+from migration_dags.db import ADVISORY_LOCK_KEY, connect, display_url, libpq_url, migration_lock
 
 
 def test_second_run_fails_fast_naming_the_holder(database_url):

@@ -11,14 +11,14 @@ import time
 import psycopg
 import pytest
 
-from migration_dags import backfill
+from migration_dags.batches import runner as backfill
 from migration_dags.engine import MigrationEngine
 from migration_dags.errors import LockTimeoutExhaustedError
 from migration_dags.identifiers import TableName
 from migration_dags.operations.base import RANGE_PLACEHOLDER, BackfillTask
 from migration_dags.spec import load_migration
 from migration_dags.state import STATE_SCHEMA, ensure_state_tables
-from migration_dags.throttle import Throttle, ThrottleSettings
+from migration_dags.batches.throttle import Throttle, ThrottleSettings
 
 QUIET = dict(max_client_wait_ms=0, busy_duty=1.0, max_transaction_age_s=0, max_replication_lag_s=0,
              check_interval_s=0.05)

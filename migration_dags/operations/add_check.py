@@ -19,7 +19,7 @@ from ..fields import FieldReader
 from ..identifiers import TableName
 from ..schema_model import SchemaModel
 from .base import OpContext, Operation, ParityCheck
-from .constraints import add_then_validate, drop_constraint, validated_check
+from .common.constraints import add_then_validate, drop_constraint, validated_check
 
 
 class AddCheck(Operation):

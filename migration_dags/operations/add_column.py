@@ -34,9 +34,9 @@ from .base import (
     ParityCheck,
     constraint_exists_sql,
 )
-from .reading import optional_sql
-from ..runtime import skip_writes_of
-from .triggers import drop_row_trigger, row_expression, row_trigger
+from .common.reading import optional_sql
+from ..db import skip_writes_of
+from .common.triggers import drop_row_trigger, row_expression, row_trigger
 
 
 class AddColumn(Operation):

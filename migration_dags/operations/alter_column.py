@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ..fields import FieldReader
 from ..identifiers import TableName, literal, quote, short_name
-from ..runtime import MARK_TOOL_WRITE, skip_writes_of
+from ..db import MARK_TOOL_WRITE, skip_writes_of
 from ..schema_model import SchemaModel
 from .add_column import not_null_actions
 from .base import (
@@ -50,15 +50,15 @@ from .base import (
     ParityCheck,
     column_exists_sql,
 )
-from .catalog_sql import all_of, negate
-from .saved_columns import (
+from .common.catalog_sql import all_of, negate
+from ..state.saved_columns import (
     SavedColumn,
     forget_action,
     is_dropped_sql,
     mark_dropped_sql,
     save_actions,
 )
-from .triggers import drop_row_trigger, function_sql
+from .common.triggers import drop_row_trigger, function_sql
 
 
 class AlterColumn(Operation):

@@ -51,8 +51,8 @@ from ..fields import FieldReader
 from ..identifiers import TableName, identifier_problem, quote
 from ..schema_model import SchemaModel
 from .base import RANGE_PLACEHOLDER, BackfillTask, OpContext, Operation, ParityCheck
-from .reading import optional_sql
-from .restore import delete_rows_not_in_backup, restore_columns
+from .common.reading import optional_sql
+from .common.restore import delete_rows_not_in_backup, restore_columns
 
 ROWS = "{rows}"
 

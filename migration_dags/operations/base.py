@@ -25,7 +25,7 @@ from ..identifiers import TableName
 from ..schema_model import ColumnModel, SchemaModel, TableModel
 
 if TYPE_CHECKING:
-    from .saved_columns import SavedColumn
+    from ..state.saved_columns import SavedColumn
 
 RANGE_PLACEHOLDER = "/*migration_dags:key_range*/TRUE"
 

@@ -31,8 +31,8 @@ from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
 from .base import OpContext, Operation, ParityCheck
-from .reading import optional_sql
-from .catalog_sql import all_of, check_count, index_valid_sql, is_partitioned_sql, negate
+from .common.reading import optional_sql
+from .common.catalog_sql import all_of, check_count, index_valid_sql, is_partitioned_sql, negate
 
 METHODS = ("btree", "hash", "gist", "gin", "brin", "spgist")
 

@@ -28,7 +28,7 @@ from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import ColumnModel, SchemaModel, TableModel
 from .base import OpContext, Operation
-from .reading import optional_sql
+from .common.reading import optional_sql
 
 ON_DELETE = {"no action": "NO ACTION", "restrict": "RESTRICT", "cascade": "CASCADE",
              "set null": "SET NULL", "set default": "SET DEFAULT"}

@@ -27,9 +27,9 @@ from ..identifiers import TableName, literal, quote, short_name
 from ..schema_model import SchemaModel
 from .add_column import not_null_actions
 from .base import OpContext, Operation, column_exists_sql, constraint_exists_sql
-from .catalog_sql import all_of, index_exists_sql, negate
-from .restore import restore_columns
-from .saved_columns import (
+from .common.catalog_sql import all_of, index_exists_sql, negate
+from .common.restore import restore_columns
+from ..state.saved_columns import (
     SavedColumn,
     forget_action,
     is_dropped_sql,

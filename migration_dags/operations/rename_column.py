@@ -17,7 +17,7 @@ from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
 from .base import OpContext, Operation, column_exists_sql
-from .catalog_sql import all_of, negate
+from .common.catalog_sql import all_of, negate
 
 
 class RenameColumn(Operation):

@@ -40,9 +40,9 @@ from .definitions import definitions_for
 from .jobs import DOWN_ORDER, rollback_job_name
 from .resources import MigrationDatabase
 from .rollback_policy import RollbackRequest, check_evaluations_for_run, rollbacks_for
-from .run_tags import actor as resolve_actor
-from .run_tags import base_tags
-from .target_database import database_url_for
+from ..run_tags import actor as resolve_actor
+from ..run_tags import base_tags
+from ..target_database import database_url_for
 
 Progress = Callable[[str], None]
 

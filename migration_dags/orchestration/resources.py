@@ -14,7 +14,7 @@ from pydantic import Field
 
 from ..engine import ExtraChecks, MigrationEngine
 from ..spec import Migration
-from .target_database import database_url_for
+from ..target_database import database_url_for
 
 # Assets and ops take the resource as a parameter of this name.
 RESOURCE_KEY = "migration_database"

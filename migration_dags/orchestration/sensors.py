@@ -38,7 +38,7 @@ from typing import Iterable
 import dagster as dg
 from dagster._core.storage.tags import WILL_RETRY_TAG  # not re-exported by `dagster`
 
-from ..audit import ROLLBACK_SUFFIX, migration_step_of_key, migrations_of_run
+from .audit import ROLLBACK_SUFFIX, migration_step_of_key, migrations_of_run
 from ..errors import MigrationError
 from ..spec import Migration
 from .resources import MigrationDatabase
@@ -48,7 +48,7 @@ from .rollback_policy import (
     check_evaluations_for_run,
     rollbacks_for_failed_run,
 )
-from .run_tags import code_version
+from ..run_tags import code_version
 
 SENSOR_NAME = "migration_auto_rollback"
 INTERVAL_ENV = "MIGRATION_DAGS_ROLLBACK_SENSOR_INTERVAL_S"

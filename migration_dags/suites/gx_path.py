@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ..engine import CheckOutcome
 from ..errors import SpecError
-from ..runtime import libpq_url
+from ..db import libpq_url
 from ..state import STATE_SCHEMA
 from .files import Expectation, Suite
 from .outcomes import SAMPLE_LIMIT, outcome, row_sample

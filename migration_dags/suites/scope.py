@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from ..backfill import key_spec
+from ..batches import key_spec
 from ..errors import StepFailedError
 from ..identifiers import TableName, literal, quote
 from ..schema_model import primary_key_columns

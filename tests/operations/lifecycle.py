@@ -29,7 +29,7 @@ import psycopg
 from migration_dags.engine import MigrationEngine
 from migration_dags.fingerprint import data_fingerprint
 from migration_dags.identifiers import TableName, quote
-from migration_dags.runtime import ActionRunner, connect
+from migration_dags.db import ActionRunner, connect
 from migration_dags.spec import Migration, load_migration
 from migration_dags.state import BACKUP_SCHEMA, STATE_SCHEMA, STEPS
 

@@ -13,7 +13,7 @@ from migration_dags.errors import (
     StepFailedError,
     ValidationFailedError,
 )
-from migration_dags.runtime import ActionRunner
+from migration_dags.db import ActionRunner
 
 INDEX_DEF = """SELECT pg_get_indexdef(c.oid), i.indisvalid FROM pg_class c
                JOIN pg_index i ON i.indexrelid = c.oid WHERE c.relname = %s"""

@@ -7,7 +7,7 @@ import pytest
 from migration_dags.errors import MigrationError
 from migration_dags.migration_set import MigrationSet
 from migration_dags.orchestration.resources import MigrationDatabase
-from migration_dags.orchestration.target_database import database_url_for
+from migration_dags.target_database import database_url_for
 from orchestration.samples import ADD_VIEW, write_migration
 
 ORDERS = ADD_VIEW.replace("name: add_view", "name: orders_view").replace(

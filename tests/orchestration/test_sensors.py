@@ -15,7 +15,7 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from migration_dags import cli
-from migration_dags.audit import audit_log
+from migration_dags.orchestration.audit import audit_log
 from migration_dags.migration_set import MigrationSet
 from migration_dags.orchestration import launch
 from migration_dags.orchestration.assets import step_key
@@ -23,7 +23,7 @@ from migration_dags.orchestration.definitions import build_definitions
 from migration_dags.orchestration.resources import MigrationDatabase
 from migration_dags.orchestration.rollback_policy import StepFailure, rollbacks_for_failed_run
 from migration_dags.orchestration.sensors import SENSOR_NAME, Cursor, build_rollback_sensors
-from migration_dags.runtime import ADVISORY_LOCK_KEY
+from migration_dags.db import ADVISORY_LOCK_KEY
 from orchestration.samples import backup_tables, snapshot, write_migration
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ Each step is guarded so a re-run, or a run after a half-done one, does only what
 
 from __future__ import annotations
 
-from ..actions import Action
-from ..identifiers import TableName, quote
-from .base import ParityCheck, constraint_exists_sql
+from ...actions import Action
+from ...identifiers import TableName, quote
+from ..base import ParityCheck, constraint_exists_sql
 from .catalog_sql import all_of, check_count, constraint_validated_sql, is_partitioned_sql, negate
 
 

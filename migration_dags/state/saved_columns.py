@@ -20,7 +20,7 @@ import psycopg
 
 from ..actions import Action
 from ..identifiers import TableName, literal
-from .triggers import TOOL_SCHEMA
+from .store import STATE_SCHEMA as TOOL_SCHEMA
 
 SAVED_TABLE = f"{TOOL_SCHEMA}.saved_columns"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..fields import FieldReader
+from ...fields import FieldReader
 
 
 def optional_sql(reader: FieldReader, key: str) -> str | None:

@@ -35,12 +35,12 @@ from typing import Callable
 import psycopg
 from psycopg import errors as pg_errors
 
-from .errors import NoPrimaryKeyError
-from .identifiers import TableName, literal, quote
-from .operations.base import BackfillTask
-from .runtime import mark_backfill_of
-from .schema_model import primary_key_columns
-from .state import STATE_SCHEMA
+from ..errors import NoPrimaryKeyError
+from ..identifiers import TableName, literal, quote
+from ..operations.base import BackfillTask
+from ..db import mark_backfill_of
+from ..schema_model import primary_key_columns
+from ..state import STATE_SCHEMA
 from .throttle import BatchWatch, Pause, Throttle, ThrottleSettings, as_throttle
 
 # Alias of the table in every key query we build.
@@ -633,7 +633,7 @@ def _has_backups_table(conn: psycopg.Connection) -> bool:
 
 
 def partitions_status(conn: psycopg.Connection, migration: str) -> list[tuple[str, bool, int]]:
-    from .state import state_exists
+    from ..state import state_exists
 
     if not state_exists(conn):
         return []

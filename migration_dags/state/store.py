@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from .identifiers import TableName
+from ..identifiers import TableName
 
 STATE_SCHEMA = "migration_dags"
 BACKUP_SCHEMA = "migration_dags_backup"

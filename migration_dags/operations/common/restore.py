@@ -14,9 +14,9 @@ session_replication_role`.
 
 from __future__ import annotations
 
-from ..actions import Action
-from ..backup import delete_missing_sql, restore_columns_sql
-from ..identifiers import TableName
+from ...actions import Action
+from ...backup import delete_missing_sql, restore_columns_sql
+from ...identifiers import TableName
 
 # SET LOCAL: the setting ends with the action's own transaction (actions are transactional).
 QUIET = "SET LOCAL session_replication_role = replica;\n"

@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 import psycopg
 
-from .runtime import connect as runtime_connect
+from ..db import connect as runtime_connect
 
 OWN_SESSIONS = "migration-dags%"
 

@@ -35,8 +35,8 @@ from dagster._core.storage.tags import (  # Dagster's own tags, not re-exported 
     USER_TAG,
 )
 
-from .errors import MigrationError
-from .state import STEPS
+from ..errors import MigrationError
+from ..state import STEPS
 
 ROLLBACK_SUFFIX = "__rollback"  # jobs.rollback_job_name; jobs.py is not imported to keep this light
 ROLLBACK_TAGS = ("reason", "failed_checks", "failed_step", "triggered_by_run")
@@ -289,7 +289,7 @@ def _notes(entry: dict[str, Any]) -> list[str]:
 
 
 def print_audit(migration: str | None, since: str | None = None, as_json: bool = False) -> int:
-    from . import settings
+    from .. import settings
 
     when = parse_since(since)
     settings.dagster_home()

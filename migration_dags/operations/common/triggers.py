@@ -12,10 +12,10 @@ The function lives in the tool's own schema (`migration_dags`). A user's `up` ex
 
 from __future__ import annotations
 
-from ..actions import Action
-from ..identifiers import TableName, quote
+from ...actions import Action
+from ...identifiers import TableName, quote
 
-TOOL_SCHEMA = "migration_dags"
+from ...state.store import STATE_SCHEMA as TOOL_SCHEMA  # defined once, in state
 
 
 def function_sql(trigger: str) -> str:

@@ -8,8 +8,8 @@ spliced into SQL as identifiers.
 
 from __future__ import annotations
 
-from ..identifiers import TableName, literal
-from .base import column_exists_sql, constraint_exists_sql
+from ...identifiers import TableName, literal
+from ..base import column_exists_sql, constraint_exists_sql
 
 __all__ = [
     "all_of", "column_exists_sql", "constraint_exists_sql", "constraint_validated_sql",

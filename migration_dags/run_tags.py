@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from ..spec import Migration
+from .spec import Migration
 
 # CI systems name the person who started the pipeline in these variables, most specific first.
 CI_ACTOR_VARIABLES = (

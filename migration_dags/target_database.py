@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from .. import settings
-from ..errors import MigrationError
-from ..spec import Migration
+from . import settings
+from .errors import MigrationError
+from .spec import Migration
 
 
 def database_url_for(migration: Migration, explicit: str | None = None) -> str:

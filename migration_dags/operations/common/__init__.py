@@ -1,0 +1,1 @@
+"""Pieces several operation types share: triggers, catalog questions, constraints, restores."""
