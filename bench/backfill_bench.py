@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from migration_dags.engine import MigrationEngine  # noqa: E402
 from migration_dags.spec import MigrationSettings, load_migration  # noqa: E402
-from migration_dags.state import STEPS  # noqa: E402
+from migration_dags.steps import STEPS  # noqa: E402
 
 SERVER = os.environ.get("MIGRATION_DAGS_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres")
 UP = "lower(split_part(email, '@', 2))"

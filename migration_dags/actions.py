@@ -6,7 +6,7 @@ without touching the database, and the runner owns lock_timeout, retries and tra
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -39,35 +39,3 @@ class ActionResult:
     duration_s: float
     attempts: int
     lock_wait_s: float
-
-
-@dataclass
-class StepReport:
-    """What one step did: the runner fills it, the Dagster layer turns it into metadata."""
-
-    migration: str
-    step: str
-    direction: str
-    results: list[ActionResult] = field(default_factory=list)
-    skipped_reason: str | None = None
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def sql(self) -> str:
-        return "\n\n".join(r.action.render() for r in self.results if r.ran)
-
-    @property
-    def rows(self) -> int:
-        return sum(max(r.rowcount, 0) for r in self.results)
-
-    @property
-    def retries(self) -> int:
-        return sum(r.attempts - 1 for r in self.results)
-
-    @property
-    def lock_wait_s(self) -> float:
-        return sum(r.lock_wait_s for r in self.results)
-
-    @property
-    def duration_s(self) -> float:
-        return sum(r.duration_s for r in self.results)

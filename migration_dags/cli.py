@@ -34,7 +34,7 @@ from .errors import MigrationError
 from .migration_set import MigrationSet
 from .target_database import database_url_for
 from .spec import Migration
-from .state import STEPS
+from .steps import STEPS
 
 PROG = "migration-dags"
 
@@ -82,18 +82,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     status = _engine(args).status()
     if args.json:
-        print(json.dumps(status, indent=2, sort_keys=True))
+        print(json.dumps(status.as_dict(), indent=2, sort_keys=True))
         return 0
-    backfill = status["backfill"]
-    print(status["migration"])
+    backfill = status.backfill
+    print(status.migration)
     for step in STEPS:
-        info = status["steps"][step]
+        info = status.steps[step]
         line = f"  {step:<14} " + (
-            f"applied {info['applied_at']} (run {info['run_id']})" if info["applied"] else "not applied"
+            f"applied {info.applied_at} (run {info.run_id})" if info.applied else "not applied"
         )
         if step == "backfill":
-            line += (f"; partitions {backfill['partitions_done']}/{backfill['partitions_total']},"
-                     f" {backfill['rows_done']} rows")
+            line += (f"; partitions {backfill.partitions_done}/{backfill.partitions_total},"
+                     f" {backfill.rows_done} rows")
         print(line)
     return 0
 

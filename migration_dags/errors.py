@@ -1,25 +1,57 @@
 """Typed errors. Each names what is wrong and, where it can, the file and field, and what to do.
 
 Tests match on the error's type; the CLI prints `str(error)` as one line and maps the type to an
-exit code.
+exit code. Three properties tell a caller (the rollback policy, the sensor) what happened without
+matching messages:
+
+    exit_code   what the CLI exits with
+    retryable   nothing changed and the same command may succeed later (another run holds the
+                lock, a lock could not be taken in time, the database was unreachable)
+    ran         False for a refusal: the step checked something and stopped before changing
+                anything (RefusedError and bad input); True when it may have changed something
+
+Across a process boundary (a failed Dagster run's serialised error keeps only the class name),
+`error_class(name)` gives the class back, so the decision stays on the class.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .reports import CheckOutcome
+
+_BY_NAME: dict[str, type["MigrationError"]] = {}
 
 
 class MigrationError(Exception):
     """Base of every error this package raises on purpose."""
 
     exit_code = 1
+    retryable = False
+    ran = True
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        _BY_NAME[cls.__name__] = cls
 
     def one_line(self) -> str:
         return " ".join(str(self).split())
+
+
+_BY_NAME[MigrationError.__name__] = MigrationError
+
+
+def error_class(name: str) -> type[MigrationError] | None:
+    """Our error class of that name (as a serialised error records it), or None for others."""
+    return _BY_NAME.get(name)
 
 
 class SpecError(MigrationError):
     """A migration file is malformed. Nothing has run."""
 
     exit_code = 2
+    ran = False
 
     def __init__(self, file: str, field: str, message: str):
         self.file = file
@@ -36,10 +68,12 @@ class MigrationGraphError(MigrationError):
     """depends_on forms a cycle, names a missing migration, or leaves two heads."""
 
     exit_code = 2
+    ran = False
 
 
 class UnknownMigrationError(MigrationError):
     exit_code = 2
+    ran = False
 
     def __init__(self, name: str, known: list[str]):
         self.name = name
@@ -52,6 +86,7 @@ class SchemaValidationError(MigrationError):
     """The live schema does not allow an operation (missing table, column exists, ...)."""
 
     exit_code = 2
+    ran = False
 
     def __init__(self, where: str, message: str):
         self.where = where
@@ -94,6 +129,8 @@ class NoPrimaryKeyError(SchemaValidationError):
 
 class DatabaseUnavailableError(MigrationError):
     exit_code = 5
+    retryable = True
+    ran = False
 
     def __init__(self, url_for_display: str, cause: str):
         super().__init__(
@@ -106,6 +143,8 @@ class MigrationLockedError(MigrationError):
     """Another migration run holds the advisory lock on this database."""
 
     exit_code = 6
+    retryable = True
+    ran = False
 
     def __init__(self, holder: str):
         self.holder = holder
@@ -116,7 +155,11 @@ class MigrationLockedError(MigrationError):
 
 
 class LockTimeoutExhaustedError(MigrationError):
+    """Our statement gave way to clients every time; it changed nothing (its transaction rolled
+    back), so the step can simply be run again."""
+
     exit_code = 7
+    retryable = True
 
     def __init__(self, sql: str, attempts: int, lock_timeout_ms: int):
         self.sql = sql
@@ -127,14 +170,30 @@ class LockTimeoutExhaustedError(MigrationError):
         )
 
 
+class RefusedError(MigrationError):
+    """A step refused to run and changed nothing: run out of order (an earlier step is not
+    applied), a backfill partition that is not planned, validation before every partition is
+    done, a restore with nothing to restore. The message says what to run first."""
+
+    exit_code = 1
+    ran = False
+
+
 class StepFailedError(MigrationError):
-    """A step failed; its own partial work has been undone."""
+    """A step failed while changing the database; its own partial work has been undone (the
+    message says so, or says what could not be undone)."""
 
     exit_code = 1
 
 
 class ValidationFailedError(MigrationError):
+    """Validation ran and a check failed. `outcomes` holds every check, passed or not."""
+
     exit_code = 3
+
+    def __init__(self, message: str, outcomes: list["CheckOutcome"]):
+        super().__init__(message)
+        self.outcomes = list(outcomes)
 
 
 class RollbackFailedError(MigrationError):

@@ -42,3 +42,25 @@ def dagster_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
+
+
+# -- test tiers -----------------------------------------------------------------------------------
+# A test is `db` (needs PostgreSQL) unless its module says `pytestmark = pytest.mark.offline`;
+# `pytest -m "not db"` runs the offline tier in seconds. An offline test that tries to connect
+# fails, so the marker cannot lie.
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("offline") is None:
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(autouse=True)
+def _offline_tests_never_connect(request, monkeypatch):
+    if request.node.get_closest_marker("offline") is None:
+        return
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("an offline test tried to connect to a database")
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    monkeypatch.setattr(psycopg.Connection, "connect", classmethod(refuse))

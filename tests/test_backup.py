@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migration_dags.backup import restore_table, take_backup
+from migration_dags.backup_tables import restore_table, take_backup
 from migration_dags.fingerprint import data_fingerprint, schema_fingerprint
 from migration_dags.identifiers import TableName
 from migration_dags.state import ensure_state_tables

@@ -13,12 +13,13 @@ from migration_dags.errors import (
     ColumnAlreadyExistsError,
     MigrationLockedError,
     RollbackFailedError,
+    RefusedError,
     StepFailedError,
     TableDoesNotExistError,
 )
 from migration_dags.db import ADVISORY_LOCK_KEY
 from migration_dags.spec import load_migration
-from migration_dags.state import STEPS
+from migration_dags.steps import STEPS
 
 MIGRATION = """
 name: flag_users
@@ -108,7 +109,7 @@ def test_down_undoes_only_applied_steps(conn, database_url, migrations_dir):
     assert reports["validation"].skipped_reason == "not applied"
     assert reports["schema_change"].skipped_reason is None
     assert snapshot(database_url) == before
-    assert engine.status()["steps"]["backup"]["applied"] is False
+    assert engine.status().is_applied("backup") is False
 
 
 def test_plan_changes_nothing(conn, database_url, migrations_dir):
@@ -153,7 +154,7 @@ def test_failing_step_undoes_its_own_partial_work(conn, database_url, migrations
     assert conn.execute(
         "SELECT count(*) FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'old'"
     ).fetchone()[0] == 0
-    assert engine.status()["steps"]["schema_change"]["applied"] is False
+    assert engine.status().is_applied("schema_change") is False
     engine.down("backup")
     assert snapshot(database_url) == before
 
@@ -184,7 +185,7 @@ def test_rollback_proof_fails_loudly_when_data_differs(conn, database_url, migra
         engine.down("backup")
     assert "public.users (data)" in str(info.value) and "restore" in str(info.value)
     # the backup is kept so nothing is lost
-    assert engine.status()["steps"]["backup"]["applied"] is True
+    assert engine.status().is_applied("backup") is True
 
 
 def test_live_writes_during_backfill_are_filled_by_trigger(conn, database_url, migrations_dir):
@@ -219,7 +220,7 @@ def test_restore_after_a_failed_proof_puts_the_backup_back(conn, database_url, m
     report = engine.restore()
     assert report.rows == 213  # 212 rows the trigger touched put back, 1 deleted row re-inserted
     assert snapshot(database_url) == before
-    assert engine.status()["steps"]["backup"]["applied"] is False
+    assert engine.status().is_applied("backup") is False
 
 
 def test_restore_refuses_while_later_steps_are_applied(conn, database_url, migrations_dir):
@@ -227,7 +228,7 @@ def test_restore_refuses_while_later_steps_are_applied(conn, database_url, migra
     engine = engine_for(migrations_dir, database_url)
     engine.up("backup")
     engine.up("schema_change")
-    with pytest.raises(StepFailedError) as info:
+    with pytest.raises(RefusedError) as info:
         engine.restore()
     assert "down flag_users first" in str(info.value)
 

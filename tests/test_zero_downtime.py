@@ -128,7 +128,7 @@ def test_exhausted_retries_fail_the_step_and_undo_its_partial_work(conn, databas
         "SELECT attname FROM pg_attribute WHERE attrelid IN ('a'::regclass, 'b'::regclass) "
         "AND attnum > 0 AND NOT attisdropped")}
     assert columns == {"id"}, "the column added to a was not taken back"
-    assert engine.status()["steps"]["schema_change"]["applied"] is False
+    assert engine.status().is_applied("schema_change") is False
 
 
 # -- the backfill and its clients ---------------------------------------------------------------

@@ -17,23 +17,17 @@ import warnings
 
 import dagster as dg
 
-from ..engine import CheckOutcome, MigrationEngine
-from ..errors import StepFailedError, ValidationFailedError
+from ..engine import MigrationEngine
+from ..errors import RefusedError, ValidationFailedError
+from ..reports import CheckOutcome
 from ..spec import Migration
-from ..state import STEPS
+from ..steps import STEP_TYPES, STEPS
 from . import checks, partitions
 from .metadata import backfill_metadata, step_metadata
 from .resources import MigrationDatabase
 
-_DESCRIPTIONS = {
-    "backup": "Copy every table the migration touches, with row count and fingerprints.",
-    "schema_change": "Expand: new columns, triggers, NOT VALID constraints; plans the backfill's "
-    "key-range partitions.",
-    "backfill": "Fill existing rows in key-range batches; one partition per key range.",
-    "validation": "Parity checks (and suites) on the expanded schema; blocking: a failure stops "
-    "cutover.",
-    "cutover": "Contract: the switch that makes the new shape the only one.",
-}
+# one description per step, from the step's own module
+_DESCRIPTIONS = {name: step.description for name, step in STEP_TYPES.items()}
 
 
 def step_key(migration: str, step: str) -> dg.AssetKey:
@@ -83,10 +77,9 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
         eng = engine(context, migration_database)
         keys = [partitions.engine_partition(k) for k in context.partition_keys]
         reports = [eng.up("backfill", k) for k in keys]
-        progress = eng.status()["backfill"]
+        progress = eng.status().backfill
         metadata = backfill_metadata(
-            reports, time.monotonic() - started,
-            progress["partitions_done"], progress["partitions_total"],
+            reports, time.monotonic() - started, progress.partitions_done, progress.partitions_total,
         )
         if not migration.validation.suites:
             return dg.MaterializeResult(metadata=metadata)
@@ -118,7 +111,7 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
         except ValidationFailedError as exc:
             # Recorded as a materialization whose blocking checks fail: Dagster then stops cutover
             # in this run and fails the run; the engine has not marked validation applied.
-            outcomes = getattr(exc, "outcomes", [])
+            outcomes = exc.outcomes
             metadata = {"passed": False, "error": exc.one_line(),
                         "duration_s": round(time.monotonic() - started, 3)}
             return dg.MaterializeResult(
@@ -126,8 +119,8 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
             )
         metadata = step_metadata(report, time.monotonic() - started)
         if report.skipped_reason:
-            applied = eng.status()["steps"]["validation"]
-            note = f"validation was applied by run {applied.get('run_id')} at {applied.get('applied_at')}"
+            applied = eng.status().steps["validation"]
+            note = f"validation was applied by run {applied.run_id} at {applied.applied_at}"
             return dg.MaterializeResult(
                 metadata=metadata, check_results=checks.not_reevaluated(migration, note)
             )
@@ -154,13 +147,13 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
 def refuse_until_backfill_done(engine: MigrationEngine, step: str) -> None:
     """Say clearly why validation/cutover cannot run yet (the engine refuses too, more tersely)."""
     status = engine.status()
-    if status["steps"]["backfill"]["applied"]:
+    if status.is_applied("backfill"):
         return
     name = engine.migration.name
-    progress = status["backfill"]
-    raise StepFailedError(
-        f"{name}: {step} refused: the backfill has {progress['partitions_done']} of "
-        f"{progress['partitions_total']} partitions done. A run of some backfill partitions still "
+    progress = status.backfill
+    raise RefusedError(
+        f"{name}: {step} refused: the backfill has {progress.partitions_done} of "
+        f"{progress.partitions_total} partitions done. A run of some backfill partitions still "
         f"runs the steps after it; materialize every backfill partition first "
         f"(migration-dags up {name}, or the whole partition range in the UI), then {step}"
     )

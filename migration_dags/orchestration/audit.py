@@ -36,7 +36,7 @@ from dagster._core.storage.tags import (  # Dagster's own tags, not re-exported 
 )
 
 from ..errors import MigrationError
-from ..state import STEPS
+from ..steps import STEPS
 
 ROLLBACK_SUFFIX = "__rollback"  # jobs.rollback_job_name; jobs.py is not imported to keep this light
 ROLLBACK_TAGS = ("reason", "failed_checks", "failed_step", "triggered_by_run")

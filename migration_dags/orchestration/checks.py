@@ -25,12 +25,13 @@ from typing import Any
 
 import dagster as dg
 
-from ..engine import CheckOutcome, ExtraChecks, MigrationEngine
+from ..engine import ExtraChecks, MigrationEngine
+from ..reports import CheckFamily, CheckOutcome
 from ..spec import Migration
 
-BACKFILL_COMPLETE = "backfill_complete"
-ROW_COUNTS = "row_counts"
-PARITY = "parity"
+BACKFILL_COMPLETE = CheckFamily.BACKFILL_COMPLETE.value
+ROW_COUNTS = CheckFamily.ROW_COUNTS.value
+PARITY = CheckFamily.PARITY.value
 SUITES_PARTITION = "suites_partition"
 SAMPLES_SHOWN = 20
 
@@ -52,14 +53,12 @@ def family_names(migration: Migration) -> list[str]:
 
 
 def family_of(outcome: CheckOutcome, migration: Migration) -> str:
-    # The engine names its outcomes "backfill.complete" and "<table>.row_count"; suites set `suite`.
-    if outcome.name == "backfill.complete":
-        return BACKFILL_COMPLETE
-    if outcome.suite is not None and outcome.suite in migration.validation.suites:
+    """The blocking check an outcome is reported under: its family; a suite's, by suite name."""
+    if outcome.family is CheckFamily.SUITE and outcome.suite in migration.validation.suites:
         return suite_check_name(outcome.suite)
-    if outcome.suite is None and outcome.name.endswith(".row_count"):
-        return ROW_COUNTS
-    return PARITY
+    if outcome.family is CheckFamily.SUITE:
+        return PARITY  # a suite the migration no longer names: still reported, never dropped
+    return outcome.family.value
 
 
 def check_specs(migration: Migration, validation_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:

@@ -14,13 +14,11 @@ import time
 import dagster as dg
 
 from ..spec import Migration
-from ..state import STEPS
+from ..steps import DOWN_ORDER
 from . import partitions
 from .assets import step_key
 from .metadata import step_metadata
 from .resources import MigrationDatabase
-
-DOWN_ORDER = tuple(reversed(STEPS))  # cutover, validation, backfill, schema_change, backup
 
 
 def rollback_job_name(migration: str) -> str:

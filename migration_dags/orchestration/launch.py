@@ -33,7 +33,7 @@ from ..engine import MigrationEngine
 from ..errors import MigrationError, RollbackFailedError, ValidationFailedError
 from ..migration_set import MigrationSet
 from ..spec import Migration
-from ..state import STEPS
+from ..steps import STEPS
 from . import partitions
 from .assets import step_key
 from .definitions import definitions_for
@@ -120,7 +120,7 @@ class Launcher:
 
     # -- up ------------------------------------------------------------------------------------
     def up(self) -> UpResult:
-        applied = {s for s, v in self.engine.status()["steps"].items() if v["applied"]}
+        applied = self.engine.status().applied_steps()
         todo = [s for s in STEPS if s not in applied]
         if not todo:
             self.progress(f"{self.name}: every step is already applied; nothing to do")
@@ -176,8 +176,7 @@ class Launcher:
 
     # -- down ----------------------------------------------------------------------------------
     def down(self, extra_tags: dict[str, str] | None = None) -> DownResult:
-        status = self.engine.status()
-        if not any(v["applied"] for v in status["steps"].values()):
+        if not self.engine.status().applied_steps():
             self.progress(f"{self.name}: no step is applied; nothing to roll back")
             return DownResult(self.name, None)
         run_id = str(uuid.uuid4())

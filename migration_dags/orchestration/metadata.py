@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..actions import StepReport
+from ..reports import StepReport
 
 # A backfill over many partitions runs the same statement once per partition; show a few.
 MAX_STATEMENTS_SHOWN = 20

@@ -16,7 +16,8 @@ from typing import Iterable
 
 import dagster as dg
 
-from ..state import STEPS
+from ..errors import error_class
+from ..steps import STEPS
 from .jobs import rollback_job_name
 
 VALIDATION_STEP = "validation"
@@ -73,11 +74,17 @@ def check_evaluations_for_run(instance: dg.DagsterInstance, run_id: str) -> list
     return [r.event_log_entry.dagster_event.event_specific_data for r in records]
 
 
-# A step that failed with one of these changed nothing and says "run again": another run holds the
-# migration lock (rolling back would undo that run's work), a lock or the database was unavailable.
-RUN_AGAIN_ERRORS = frozenset(
-    {"MigrationLockedError", "LockTimeoutExhaustedError", "DatabaseUnavailableError"}
-)
+def changed_nothing(errors: Iterable[str]) -> bool:
+    """True when the failure's error (or a cause) is one of ours that changed nothing: a refusal
+    or bad input (`ran` is False), or one that says "run again" (`retryable`: another run holds
+    the migration lock, where rolling back would undo that run's work; a lock or the database
+    was unavailable). A serialised error keeps only class names; errors.error_class maps them
+    back to our classes, which carry the answer."""
+    for name in errors:
+        cls = error_class(name)
+        if cls is not None and (cls.retryable or not cls.ran):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,7 @@ def rollbacks_for_failed_run(
     Validation failed: roll back, as the CLI does at once. A step failed: roll back too, unless
     - the run is the CLI's: it reported the failure with its exit code and leaves the migration
       to resume (`up`) or roll back (`down`); a half-done backfill is resumable;
-    - the error says "run again" (RUN_AGAIN_ERRORS);
+    - the error says it changed nothing (changed_nothing: a refusal, or "run again");
     - a step before it is not applied: the step was refused (run out of order, or validation
       before every backfill partition is done) and ran nothing.
     Never for a migration with no step applied: there is nothing to roll back.
@@ -112,7 +119,7 @@ def rollbacks_for_failed_run(
         done = applied.get(failure.migration, set())
         if failure.migration in chosen or failure.step not in STEPS or not done:
             continue
-        if RUN_AGAIN_ERRORS.intersection(failure.errors):
+        if changed_nothing(failure.errors):
             continue
         if any(step not in done for step in STEPS[: STEPS.index(failure.step)]):
             continue

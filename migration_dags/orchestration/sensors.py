@@ -232,7 +232,7 @@ class _Tick:
                 status = engine.status()
             except Exception as exc:  # unreachable database, unset url_env: try again next tick
                 raise _Wait(f"cannot read {name}'s state: {' '.join(str(exc).split())[:200]}") from exc
-            applied[name] = {step for step, info in status["steps"].items() if info["applied"]}
+            applied[name] = status.applied_steps()
         return applied
 
     def _already_handled(self, request: RollbackRequest, failed: dg.RunRecord) -> str | None:

@@ -8,7 +8,6 @@ and `migration_dags_backup` (backups), lives in this package.
 from .store import (
     BACKUP_SCHEMA,
     STATE_SCHEMA,
-    STEPS,
     BackupRecord,
     applied_steps,
     backups,
@@ -19,11 +18,12 @@ from .store import (
     mark_applied,
     mark_undone,
     record_backup,
+    reset_ranges,
     state_exists,
 )
 
 __all__ = [
-    "BACKUP_SCHEMA", "STATE_SCHEMA", "STEPS", "BackupRecord", "applied_steps", "backups",
+    "BACKUP_SCHEMA", "STATE_SCHEMA", "BackupRecord", "applied_steps", "backups",
     "drop_state_if_unused", "ensure_state_tables", "forget_backups", "is_applied", "mark_applied",
-    "mark_undone", "record_backup", "state_exists",
+    "mark_undone", "record_backup", "reset_ranges", "state_exists",
 ]

@@ -20,7 +20,6 @@ from ..identifiers import TableName
 
 STATE_SCHEMA = "migration_dags"
 BACKUP_SCHEMA = "migration_dags_backup"
-STEPS = ("backup", "schema_change", "backfill", "validation", "cutover")
 
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};
@@ -179,3 +178,10 @@ def drop_state_if_unused(conn: psycopg.Connection) -> bool:
         conn.execute(f"DROP SCHEMA IF EXISTS {BACKUP_SCHEMA} RESTRICT")
         conn.execute(f"DROP SCHEMA IF EXISTS {STATE_SCHEMA} RESTRICT")
     return True
+
+
+def reset_ranges(conn: psycopg.Connection, migration: str, keys: list[str]) -> None:
+    """Forget the progress of these backfill partitions (their plan stays)."""
+    conn.execute(
+        f"UPDATE {STATE_SCHEMA}.backfill_ranges SET done = false, rows_done = 0, position_key = NULL"
+        " WHERE migration = %s AND partition_key = ANY(%s)", (migration, list(keys)))

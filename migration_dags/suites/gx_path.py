@@ -25,7 +25,7 @@ import warnings
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ..engine import CheckOutcome
+from ..reports import CheckOutcome
 from ..errors import SpecError
 from ..db import libpq_url
 from ..state import STATE_SCHEMA

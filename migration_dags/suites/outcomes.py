@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..engine import CheckOutcome
+from ..reports import CheckFamily, CheckOutcome
 from .files import Expectation
 
 SAMPLE_LIMIT = 20
@@ -24,7 +24,7 @@ def outcome(exp: Expectation, partition: str | None, passed: bool, observed: int
             samples: list[str]) -> CheckOutcome:
     where = f" (partition {partition})" if partition else ""
     return CheckOutcome(exp.name, exp.description + where, bool(passed), observed,
-                        samples[:SAMPLE_LIMIT], suite=exp.suite)
+                        samples[:SAMPLE_LIMIT], CheckFamily.SUITE, exp.suite)
 
 
 def format_key(values: Iterable[Any]) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 import psycopg
 
-from ..engine import CheckOutcome
+from ..reports import CheckOutcome
 from ..errors import MigrationError
 from ..fingerprint import table_exists
 from . import sql_path

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import psycopg
 
-from ..engine import CheckOutcome
+from ..reports import CheckOutcome
 from ..identifiers import literal, quote
 from .files import Expectation
 from .outcomes import SAMPLE_LIMIT, format_key, outcome, row_sample

@@ -31,7 +31,9 @@ from migration_dags.fingerprint import data_fingerprint
 from migration_dags.identifiers import TableName, quote
 from migration_dags.db import ActionRunner, connect
 from migration_dags.spec import Migration, load_migration
-from migration_dags.state import BACKUP_SCHEMA, STATE_SCHEMA, STEPS
+from migration_dags.state import BACKUP_SCHEMA, STATE_SCHEMA
+from migration_dags.steps import STEPS
+from migration_dags.steps.verbs import backfill_tasks, down_actions, up_actions
 
 PG_DUMP = "/usr/bin/pg_dump"
 TOOL_SCHEMAS = (STATE_SCHEMA, BACKUP_SCHEMA)
@@ -199,33 +201,25 @@ def down_all(engine: MigrationEngine) -> None:
 def _rerun_up(engine: MigrationEngine, conn: psycopg.Connection, step: str) -> None:
     ctx = engine.context(conn)
     ops = engine.migration.operations
-    runner = ActionRunner(conn)
-    if step == "schema_change":
-        runner.run_all([a for op in ops for a in op.start(ctx)])
-    elif step == "cutover":
-        runner.run_all([a for op in ops for a in op.complete(ctx)])
-    elif step == "backfill":
-        for task in engine.backfill_tasks(ctx):
+    if step == "backfill":
+        for task in backfill_tasks(ops, ctx):
             changed = conn.execute(task.for_range("TRUE")).rowcount
             assert changed == 0, f"backfill {task.description!r} changed {changed} rows when re-run"
+    elif step != "validation":  # validation's verb gives checks, not actions
+        ActionRunner(conn).run_all(up_actions(step, ops, ctx))
 
 
 def _rerun_down(engine: MigrationEngine, conn: psycopg.Connection, step: str) -> None:
-    ctx = engine.context(conn)
-    ops = list(reversed(engine.migration.operations))
-    verb = {"schema_change": "rollback", "backfill": "unbackfill", "cutover": "uncomplete"}.get(step)
-    if verb is not None:
-        ActionRunner(conn).run_all([a for op in ops for a in getattr(op, verb)(ctx)])
+    ActionRunner(conn).run_all(down_actions(step, engine.migration.operations, engine.context(conn)))
 
 
 def _check_half_done_undo(engine: MigrationEngine, conn: psycopg.Connection, step: str) -> None:
     """Stop the step after each of its actions in turn and undo it, as the engine does when the
     next action fails (with the context computed before the step, as the engine's undo has it)."""
-    do_verb, undo_verb = {"schema_change": ("start", "rollback"), "cutover": ("complete", "uncomplete")}[step]
     ctx = engine.context(conn)
     ops = engine.migration.operations
-    actions = [a for op in ops for a in getattr(op, do_verb)(ctx)]
-    undo = [a for op in reversed(ops) for a in getattr(op, undo_verb)(ctx)]
+    actions = up_actions(step, ops, ctx)
+    undo = down_actions(step, ops, ctx)
     runner = ActionRunner(conn)
     state = quick_snapshot(conn)
     for k in range(1, len(actions)):

@@ -176,7 +176,7 @@ def test_indexes_and_constraints_on_the_column_are_refused_before_any_change(
     engine.up("backup")
     error = assert_unchanged_by(database_url, lambda: engine.up("schema_change"), StepFailedError)
     assert "index products_price_idx" in str(error) and "constraint price_not_empty" in str(error)
-    assert engine.status()["steps"]["schema_change"]["applied"] is False
+    assert engine.status().is_applied("schema_change") is False
 
 
 @pytest.mark.parametrize("setup, expected, words", [

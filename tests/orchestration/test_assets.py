@@ -9,7 +9,7 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from migration_dags.engine import MigrationEngine
-from migration_dags.errors import StepFailedError
+from migration_dags.errors import RefusedError
 from migration_dags.migration_set import MigrationSet
 from migration_dags.orchestration.assets import build_migration_assets, step_key
 from migration_dags.orchestration.partitions import partitions_def_name
@@ -73,7 +73,7 @@ def test_the_graph_materializes_step_by_step_with_metadata(migrations_dir, items
     assert checks == {"backfill_complete": True, "row_counts": True, "parity": True}
     assert "SET NOT NULL" in _metadata(third, "add_flag", "cutover")["sql"]
 
-    status = MigrationEngine(migration, items_url).status()
+    status = MigrationEngine(migration, items_url).status().as_dict()
     assert all(s["applied"] for s in status["steps"].values())
     runs = instance.get_run_records(dg.RunsFilter(tags={"migration": "add_flag", "actor": "tester"}))
     assert len(runs) == 3 and all(r.dagster_run.is_success for r in runs)
@@ -95,7 +95,7 @@ def test_a_failing_blocking_check_stops_cutover_in_the_same_run(migrations_dir, 
     failures = parity.metadata["failed_checks"].value
     # the failed check, its observed value and sample keys of offending rows
     assert re.search(rf"\| items.stamped.equals_up \|.*\| {ITEM_ROWS} \| \d+, \d+", failures)
-    status = MigrationEngine(migration, items_url).status()["steps"]
+    status = MigrationEngine(migration, items_url).status().as_dict()["steps"]
     assert not status["validation"]["applied"] and not status["cutover"]["applied"]
 
 
@@ -105,10 +105,10 @@ def test_validation_refuses_until_every_backfill_partition_is_done(migrations_di
     keys = instance.get_dynamic_partitions(partitions_def_name("add_flag"))
 
     # One partition plus the steps after it: Dagster would run validation after that partition.
-    with pytest.raises(StepFailedError, match=rf"backfill has 1 of {len(keys)} partitions done"):
+    with pytest.raises(RefusedError, match=rf"backfill has 1 of {len(keys)} partitions done"):
         _materialize(assets, resources, instance, ["backfill", "validation", "cutover"], "add_flag",
                      partition_key=keys[0])
 
-    status = MigrationEngine(migration, items_url).status()
+    status = MigrationEngine(migration, items_url).status().as_dict()
     assert status["backfill"]["partitions_done"] == 1
     assert not status["steps"]["validation"]["applied"] and not status["steps"]["cutover"]["applied"]

@@ -31,7 +31,7 @@ def test_the_rollback_job_restores_the_pre_migration_state(migrations_dir, items
     assert snapshot(items_url) == before
     assert backup_tables(items_url) == []
     migration = MigrationSet.load(migrations_dir).get("add_flag")
-    status = MigrationEngine(migration, items_url).status()
+    status = MigrationEngine(migration, items_url).status().as_dict()
     assert not any(s["applied"] for s in status["steps"].values())
     assert status["backfill"]["partitions_total"] == 0
     assert instance.get_dynamic_partitions(partitions_def_name("add_flag")) == []

@@ -48,7 +48,7 @@ def test_run_up_records_one_tagged_run_per_step(migrations_dir, items_url, insta
     backfill_run = runs[2]
     assert backfill_run.tags["dagster/asset_partition_range_start"] == "00-00000"
     # the engine records the Dagster run that applied each step
-    status = MigrationEngine(MigrationSet.load(migrations_dir).get("add_flag"), items_url).status()
+    status = MigrationEngine(MigrationSet.load(migrations_dir).get("add_flag"), items_url).status().as_dict()
     assert [status["steps"][s]["run_id"] for s in STEPS] == [r.run_id for r in runs]
     assert any(line.startswith("add_flag: backfill up: done") for line in lines)
 
@@ -72,7 +72,7 @@ def test_a_migration_with_nothing_to_backfill_runs_on_one_placeholder_partition(
     assert launch.run_up("add_view", migrations_dir=migrations_dir, database_url=items_url).exit_code == 0
 
     assert instance.get_dynamic_partitions("add_view__backfill") == ["nothing-to-backfill"]
-    status = MigrationEngine(MigrationSet.load(migrations_dir).get("add_view"), items_url).status()
+    status = MigrationEngine(MigrationSet.load(migrations_dir).get("add_view"), items_url).status().as_dict()
     assert all(s["applied"] for s in status["steps"].values())
 
 

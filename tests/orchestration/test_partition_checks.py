@@ -78,7 +78,7 @@ def test_nulls_left_by_the_backfill_fail_the_blocking_partition_check(
     assert materialized == {"backfill"}
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert started == {"add_note__backfill"}  # the check failed the backfill step itself
-    status = MigrationEngine(migration, items_url).status()["steps"]
+    status = MigrationEngine(migration, items_url).status().as_dict()["steps"]
     assert status["backfill"]["applied"]
     assert not status["validation"]["applied"] and not status["cutover"]["applied"]
 

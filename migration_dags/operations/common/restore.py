@@ -15,7 +15,7 @@ session_replication_role`.
 from __future__ import annotations
 
 from ...actions import Action
-from ...backup import delete_missing_sql, restore_columns_sql
+from ...backup_tables import delete_missing_sql, restore_columns_sql
 from ...identifiers import TableName
 
 # SET LOCAL: the setting ends with the action's own transaction (actions are transactional).

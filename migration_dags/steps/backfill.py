@@ -1,0 +1,80 @@
+"""backfill: every operation's BackfillTask, run over key-range partitions in batches
+(migration_dags.batches does the batching). The step is recorded as applied only once every
+partition is done; a run of some partitions leaves it open. Its down runs every operation's
+unbackfill (in reverse) and resets the partitions' progress; the partition plan itself belongs to
+schema_change.
+"""
+
+from __future__ import annotations
+
+from .. import batches, state
+from ..actions import Action, ActionResult
+from ..errors import RefusedError
+from ..reports import StepReport
+from .base import Planning, Step, StepRun
+from .verbs import backfill_tasks, down_actions
+
+
+class BackfillStep(Step):
+    name = "backfill"
+    description = "Fill existing rows in key-range batches; one partition per key range."
+
+    def up(self, run: StepRun, partition: str | None = None) -> StepReport:
+        settings = run.migration.settings
+        tasks = backfill_tasks(run.migration.operations, run.op_context())
+        report = run.report(self.name, "up")
+        status = batches.partitions_status(run.conn, run.name)
+        if not status and tasks:
+            # a plan lost or never made (e.g. state edited by hand): never count "no
+            # partitions" as "all partitions done"
+            batches.plan_partitions(run.conn, run.name, tasks, settings.partition_rows)
+            status = batches.partitions_status(run.conn, run.name)
+        if partition is not None and partition not in {k for k, _d, _n in status}:
+            raise RefusedError(f"{run.name}: backfill partition {partition!r} is not planned")
+        todo = [k for k, done, _n in status if not done and partition in (None, k)]
+        results = []
+        for key in todo:
+            result = batches.run_partition(
+                run.conn, run.name, key, tasks, settings.batch_size,
+                run.engine.lock_settings.lock_timeout_ms,
+                throttle=batches.throttle_for(settings, run.engine.database_url),
+                on_batch=batches.progress_logger(run.log),
+            )
+            results.append(result)
+            report.results.append(ActionResult(
+                Action(f"backfill partition {key}", result.sample_sql or "-- nothing to do"),
+                True, result.rows, result.elapsed_s, 1 + result.retries, 0.0))
+        remaining = [k for k, d, _n in batches.partitions_status(run.conn, run.name) if not d]
+        rows = sum(r.rows for r in results)
+        report.extra.update({
+            "partitions_done": len(status) - len(remaining),
+            "partitions_total": len(status),
+            "rows": rows,
+            "rows_per_s": round(rows / max(sum(r.elapsed_s for r in results), 1e-9), 1),
+        })
+        report.complete = not remaining
+        report.recorded = dict(report.extra)
+        return report
+
+    def has_applied_work(self, run: StepRun) -> bool:
+        # a partly done backfill is not recorded as applied, yet has rows to undo
+        started = batches.partitions_status(run.conn, run.name)
+        return super().has_applied_work(run) or any(n or d for _k, d, n in started)
+
+    def down(self, run: StepRun) -> StepReport:
+        report = run.report(self.name, "down")
+        run.run_actions(down_actions(self.name, run.migration.operations, run.op_context()), report)
+        return report
+
+    def forget(self, run: StepRun) -> None:
+        # keep the partition plan (schema_change's down forgets it); forget the progress
+        keys = [k for k, _d, _n in batches.partitions_status(run.conn, run.name)]
+        state.reset_ranges(run.conn, run.name, keys)
+
+    def plan(self, planning: Planning) -> list[str]:
+        batch_size = planning.migration.settings.batch_size
+        return [
+            f"-- {t.description}, in key-range batches of {batch_size}\n"
+            + t.for_range("<key range>") + ";"
+            for t in backfill_tasks(planning.migration.operations, planning.op_context)
+        ]

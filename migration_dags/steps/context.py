@@ -1,0 +1,61 @@
+"""What the operations' verbs are given: the schema model to validate against, and an OpContext,
+read from the live catalog or, for an offline plan, from the migration file alone."""
+
+from __future__ import annotations
+
+import psycopg
+
+from .. import state
+from ..fingerprint import column_names
+from ..identifiers import TableName
+from ..operations.base import OpContext
+from ..schema_model import SchemaModel, read_schema
+from ..spec import Migration
+from ..state.saved_columns import read_saved_columns
+
+# What an offline plan shows where only the live catalog knows the answer.
+OFFLINE_KEY = "<primary key>"
+OFFLINE_COLUMN = "<each column of the table>"
+
+
+def live_model(conn: psycopg.Connection, migration: Migration) -> SchemaModel:
+    # plus tables operations only reference (a foreign key's target), so validate can check them
+    read_only = {t for op in migration.operations for t in op.read_tables()}
+    return read_schema(conn, migration.touched_tables() | read_only)
+
+
+def validate(conn: psycopg.Connection, migration: Migration) -> SchemaModel:
+    """Check every operation against the live schema, in order. Changes nothing."""
+    model = live_model(conn, migration)
+    for op in migration.operations:
+        op.validate(model)
+        op.apply(model)
+    return model
+
+
+def live_op_context(conn: psycopg.Connection, migration: Migration) -> OpContext:
+    live = live_model(conn, migration)
+    keys: dict[TableName, list[str]] = {t: m.primary_key for t, m in live.tables.items()}
+    columns = {t: list(m.columns) for t, m in live.tables.items()}
+    backups: dict[TableName, TableName] = {}
+    backup_columns: dict[TableName, list[str]] = {}
+    for rec in state.backups(conn, migration.name):
+        backups[rec.source] = rec.backup
+        if not keys.get(rec.source):  # the table is gone, or lost its key: the backup's
+            keys[rec.source] = rec.key_columns
+        # the columns the table had before the migration: restores write only these
+        backup_columns[rec.source] = column_names(conn, rec.backup)
+    # column definitions drop_column saved before dropping them, for its undo
+    saved = read_saved_columns(conn, migration.name)
+    return OpContext(migration.name, backups, keys, columns, backup_columns, saved)
+
+
+def offline_op_context(migration: Migration) -> OpContext:
+    """For `plan --offline`: every table's key and columns are placeholders the SQL shows as
+    such; nothing is backed up yet, no column has been saved."""
+    tables = migration.touched_tables()
+    return OpContext(
+        migration.name,
+        keys={t: [OFFLINE_KEY] for t in tables},
+        columns={t: [OFFLINE_COLUMN] for t in tables},
+    )

@@ -1,0 +1,89 @@
+"""validation: every check, blocking. Changes nothing; its down only forgets that it passed.
+
+    backfill_complete   every backfill partition is done
+    row_counts          each backed-up table's row count against its backup (validation.row_count)
+    parity              the operations' own checks (SQL counting offending rows; 0 passes)
+    suites              Great Expectations suites, through the engine's extra_checks hook
+
+A failed check raises ValidationFailedError carrying every outcome, passed or not, so the Dagster
+layer reports each family as a blocking asset check and the CLI rolls back (exit 3).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from .. import batches, state
+from ..errors import ValidationFailedError
+from ..reports import CheckFamily, CheckOutcome, StepReport
+from .base import Planning, Step, StepRun
+from .verbs import parity_checks
+
+if TYPE_CHECKING:
+    from ..engine import MigrationEngine
+
+ROW_COUNT_RULES = {
+    "exact": lambda now, before: now == before,
+    "grows": lambda now, before: now >= before,
+    "any": lambda now, before: True,
+}
+
+
+class ValidationStep(Step):
+    name = "validation"
+    description = "Parity checks (and suites) on the expanded schema; blocking: a failure stops cutover."
+
+    def up(self, run: StepRun, partition: str | None = None) -> StepReport:
+        report = run.report(self.name, "up")
+        outcomes = run_checks(run.engine, run.conn)
+        report.extra["checks"] = [o.as_dict() for o in outcomes]
+        failed = [o for o in outcomes if not o.passed]
+        if failed:
+            raise ValidationFailedError(
+                f"{run.name}: validation failed: " + "; ".join(_failure(o) for o in failed),
+                outcomes,
+            )
+        report.recorded = {"checks": len(outcomes)}
+        return report
+
+    def down(self, run: StepRun) -> StepReport:
+        return run.report(self.name, "down")
+
+    def plan(self, planning: Planning) -> list[str]:
+        return [f"-- {c.description}\n{c.count_sql};"
+                for c in parity_checks(planning.migration.operations, planning.op_context)]
+
+
+def run_checks(
+    engine: "MigrationEngine", conn: psycopg.Connection, partition: str | None = None
+) -> list[CheckOutcome]:
+    """Every check: backfill complete, row counts, parity, then the suites hook. Changes nothing."""
+    name = engine.migration.name
+    remaining = [k for k, d, _n in batches.partitions_status(conn, name) if not d]
+    outcomes = [CheckOutcome(
+        "backfill.complete", "every backfill partition is done", not remaining,
+        len(remaining), remaining[:20], CheckFamily.BACKFILL_COMPLETE)]
+    rule = engine.migration.validation.row_count
+    for rec in state.backups(conn, name):
+        count = conn.execute(f"SELECT count(*) FROM {rec.source.sql}").fetchone()[0]
+        outcomes.append(CheckOutcome(
+            f"{rec.source.name}.row_count",
+            f"row count of {rec.source} {rule} vs backup ({rec.row_count})",
+            ROW_COUNT_RULES[rule](count, rec.row_count), count, [], CheckFamily.ROW_COUNTS))
+    for check in parity_checks(engine.migration.operations, engine.context(conn)):
+        bad = conn.execute(check.count_sql).fetchone()[0]
+        samples = []
+        if bad and check.sample_sql:
+            samples = [str(r[0]) for r in conn.execute(check.sample_sql).fetchall()]
+        outcomes.append(CheckOutcome(
+            check.name, check.description, bad == 0, bad, samples, CheckFamily.PARITY))
+    if engine.extra_checks is not None:
+        outcomes.extend(engine.extra_checks(engine, conn, partition))
+    return outcomes
+
+
+def _failure(o: CheckOutcome) -> str:
+    keys = f", e.g. keys {', '.join(o.samples[:5])}" if o.samples else ""
+    return f"{o.name} (observed {o.observed}{keys})"
