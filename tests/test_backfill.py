@@ -15,7 +15,8 @@ import time
 import psycopg
 import pytest
 
-from migration_dags.batches import runner as backfill
+from migration_dags import batches as backfill
+from migration_dags.batches.ledger import BatchRange, Ledger
 from migration_dags.engine import MigrationEngine
 from migration_dags.errors import NoPrimaryKeyError
 from migration_dags.identifiers import TableName
@@ -281,8 +282,8 @@ def test_out_of_order_commits_never_move_the_saved_position_past_a_running_batch
         def execute(self, sql, params):
             self.writes.append(params[0] if "position_key" in sql else "rows only")
 
-    ledger = backfill._Ledger("m", "p")
-    first, second, third = (backfill._Range(lo, hi, 10, last)
+    ledger = Ledger("m", "p")
+    first, second, third = (BatchRange(lo, hi, 10, last)
                             for lo, hi, last in ((None, ["10"], False), (["10"], ["20"], False),
                                                  (["20"], None, True)))
     for rng in (first, second, third):
