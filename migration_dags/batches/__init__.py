@@ -9,10 +9,11 @@
 
 from .planner import KeySpec, key_spec, partition_key, plan_partitions
 from .progress import BatchProgress, PartitionResult, progress_line, progress_logger
-from .runner import forget_partitions, partitions_status, run_partition, throttle_for
+from .runner import forget_partitions, partitions_status, run_partition
+from .throttle import Throttle, ThrottleSettings, throttle_for
 
 __all__ = [
     "BatchProgress", "KeySpec", "PartitionResult", "forget_partitions", "key_spec",
     "partition_key", "partitions_status", "plan_partitions", "progress_line", "progress_logger",
-    "run_partition", "throttle_for",
+    "run_partition", "Throttle", "ThrottleSettings", "throttle_for",
 ]

@@ -25,23 +25,9 @@ from ..state import STATE_SCHEMA
 from .ledger import BatchRange, Ledger
 from .planner import key_list, key_spec, next_batch_end
 from .progress import BatchProgress, PartitionProgress, PartitionResult
-from .throttle import BatchWatch, Pause, Throttle, ThrottleSettings, as_throttle
+from .throttle import BatchWatch, Pause, Throttle, as_throttle
 
 
-def throttle_for(settings: object, database_url: str | None) -> Throttle:
-    """The throttle a migration's `settings:` ask for, watching batches from `database_url`."""
-    return Throttle(ThrottleSettings.from_settings(settings), database_url)
-
-
-# Kept for callers that pass a plain function: called before every batch.
-PlainThrottle = Callable[[psycopg.Connection], None]
-
-
-def no_throttle(conn: psycopg.Connection) -> None:
-    return None
-
-
-# -- running one partition ------------------------------------------------------------------------
 def run_partition(
     conn: psycopg.Connection,
     migration: str,
@@ -49,7 +35,7 @@ def run_partition(
     tasks: list[BackfillTask],
     batch_size: int,
     lock_timeout_ms: int = 500,
-    throttle: Throttle | PlainThrottle | None = None,
+    throttle: Throttle | None = None,
     on_batch: Callable[[BatchProgress], None] | None = None,
 ) -> PartitionResult:
     """Run the partition's remaining batches; returns at once when it is already done.
