@@ -14,6 +14,7 @@ import psycopg
 
 from ..identifiers import TableName
 from ..operations.base import BackfillTask
+from .. import state
 from ..state import STATE_SCHEMA
 from .planner import TABLE_ALIAS as _T
 from .planner import KeySpec
@@ -179,18 +180,10 @@ class PartitionProgress:
 def _table_rows_estimate(conn: psycopg.Connection, migration: str, table: TableName) -> int:
     """The backup's exact row count when the migration backed the table up, else the planner's
     estimate (reltuples), else 0."""
-    row = conn.execute(
-        f"""SELECT row_count FROM {STATE_SCHEMA}.backups
-            WHERE migration = %s AND source_schema = %s AND source_table = %s""",
-        (migration, table.schema, table.name),
-    ).fetchone() if _has_backups_table(conn) else None
-    if row is not None:
-        return int(row[0])
+    backed_up = state.backup_row_count(conn, migration, table)
+    if backed_up is not None:
+        return backed_up
     est = conn.execute(
         "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (table.sql,)
     ).fetchone()
     return max(int(est[0]), 0) if est and est[0] is not None else 0
-
-
-def _has_backups_table(conn: psycopg.Connection) -> bool:
-    return conn.execute(f"SELECT to_regclass('{STATE_SCHEMA}.backups') IS NOT NULL").fetchone()[0]

@@ -1,29 +1,26 @@
 """Every statement against the tool's own schemas, `migration_dags` (state, trigger functions)
-and `migration_dags_backup` (backups), lives in this package.
+and `migration_dags_backup` (backups), lives in this package; callers import from here.
 
-    store.py          applied steps, backups, the schemas' creation and removal
+    schema.py         the schema names and every state table's DDL; creating and dropping them
+    steps.py          which steps of a migration are applied
+    backups.py        the record of each table's backup (the copies themselves: backup.py)
     saved_columns.py  definitions of columns drop_column drops, for its exact undo
 """
 
-from .store import (
+from .backups import BackupRecord, backup_row_count, backups, forget_backups, record_backup
+from .saved_columns import SavedColumn, read_saved_columns
+from .schema import (
     BACKUP_SCHEMA,
     STATE_SCHEMA,
-    STEPS,
-    BackupRecord,
-    applied_steps,
-    backups,
     drop_state_if_unused,
     ensure_state_tables,
-    forget_backups,
-    is_applied,
-    mark_applied,
-    mark_undone,
-    record_backup,
     state_exists,
 )
+from .steps import STEPS, applied_steps, is_applied, mark_applied, mark_undone
 
 __all__ = [
-    "BACKUP_SCHEMA", "STATE_SCHEMA", "STEPS", "BackupRecord", "applied_steps", "backups",
-    "drop_state_if_unused", "ensure_state_tables", "forget_backups", "is_applied", "mark_applied",
-    "mark_undone", "record_backup", "state_exists",
+    "BACKUP_SCHEMA", "STATE_SCHEMA", "STEPS", "BackupRecord", "SavedColumn", "applied_steps",
+    "backup_row_count", "backups", "drop_state_if_unused", "ensure_state_tables",
+    "forget_backups", "is_applied", "mark_applied", "mark_undone", "read_saved_columns",
+    "record_backup", "state_exists",
 ]
