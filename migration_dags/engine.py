@@ -410,10 +410,7 @@ class MigrationEngine:
             actions = [a for op in reversed(self.migration.operations) for a in op.unbackfill(ctx)]
             self._run_actions(conn, actions, report)
             with conn.transaction():
-                for key, _d, _n in started:
-                    conn.execute(
-                        f"UPDATE {state.STATE_SCHEMA}.backfill_ranges SET done = false, rows_done = 0,"
-                        " position_key = NULL WHERE migration = %s AND partition_key = %s", (name, key))
+                state.reset_ranges(conn, name, [key for key, _d, _n in started])
                 state.mark_undone(conn, name, "backfill")
             return report
 

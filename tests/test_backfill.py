@@ -289,9 +289,9 @@ def test_out_of_order_commits_never_move_the_saved_position_past_a_running_batch
     for rng in (first, second, third):
         ledger.add(rng)
     conn = Recorder()
-    ledger.committed(second, ledger.save_sql(conn, second, 10))
+    ledger.committed(second, ledger.save(conn, second, 10))
     assert conn.writes == ["rows only"] and not ledger.all_saved()
-    ledger.committed(first, ledger.save_sql(conn, first, 10))
+    ledger.committed(first, ledger.save(conn, first, 10))
     assert conn.writes[-1] == '["20"]'  # over both: the second had committed already
-    ledger.committed(third, ledger.save_sql(conn, third, 10))
+    ledger.committed(third, ledger.save(conn, third, 10))
     assert conn.writes[-1] is None and ledger.all_saved()  # the end of an unbounded range

@@ -7,9 +7,13 @@
     throttle.py   pauses, batch sizes and concurrency driven by what clients and replicas do
 """
 
+# A partition is one key range recorded in the state (state.ranges): the engine and Dagster
+# speak of partitions.
+from ..state import forget_ranges as forget_partitions
+from ..state import ranges_status as partitions_status
 from .planner import KeySpec, key_spec, partition_key, plan_partitions
 from .progress import BatchProgress, PartitionResult, progress_line, progress_logger
-from .runner import forget_partitions, partitions_status, run_partition
+from .runner import run_partition
 from .throttle import Throttle, ThrottleSettings, throttle_for
 
 __all__ = [

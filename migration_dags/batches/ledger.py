@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from ..state import STATE_SCHEMA
-from .planner import json_key
+from .. import state
 
 
 @dataclass(eq=False)
@@ -51,24 +50,18 @@ class Ledger:
     def order(self, rng: BatchRange) -> int:
         return next(i for i, r in enumerate(self._ranges) if r is rng)
 
-    def save_sql(self, conn: psycopg.Connection, rng: BatchRange, changed: int) -> int | None:
+    def save(self, conn: psycopg.Connection, rng: BatchRange, changed: int) -> int | None:
         """Under `lock`, inside the batch's transaction: record its rows and move the saved
         position as far as its commit allows.  Returns the new saved count of ranges."""
         i = self._saved
         while i < len(self._ranges) and (self._ranges[i] is rng or self._ranges[i].committed):
             i += 1
         if i == self._saved:  # an earlier range is still running: rows only
-            conn.execute(
-                f"""UPDATE {STATE_SCHEMA}.backfill_ranges SET rows_done = rows_done + %s,
-                      updated_at = now() WHERE migration = %s AND partition_key = %s""",
-                (changed, self.migration, self.partition))
+            state.add_range_rows(conn, self.migration, self.partition, changed)
             return None
         end = self._ranges[i - 1]
-        conn.execute(
-            f"""UPDATE {STATE_SCHEMA}.backfill_ranges SET position_key = %s,
-                  rows_done = rows_done + %s, done = %s, updated_at = now()
-                WHERE migration = %s AND partition_key = %s""",
-            (json_key(end.upper), changed, end.last, self.migration, self.partition))
+        state.save_range_position(
+            conn, self.migration, self.partition, end.upper, changed, end.last)
         return i
 
     def committed(self, rng: BatchRange, saved: int | None) -> None:

@@ -14,16 +14,15 @@ instead of numbering every row.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import psycopg
 
+from .. import state
 from ..errors import NoPrimaryKeyError
 from ..identifiers import TableName, literal, quote
 from ..operations.base import BackfillTask
 from ..schema_model import primary_key_columns
-from ..state import STATE_SCHEMA
 
 # Alias of the table in every key query we build.
 TABLE_ALIAS = "mdg_t"
@@ -86,12 +85,9 @@ def plan_partitions(
 
     Steps through the key's index `partition_rows` keys at a time: one index-only pass, no sort.
     """
-    existing = conn.execute(
-        f"SELECT partition_key FROM {STATE_SCHEMA}.backfill_ranges WHERE migration = %s ORDER BY 1",
-        (migration,),
-    ).fetchall()
+    existing = state.range_keys(conn, migration)
     if existing:
-        return sorted({r[0] for r in existing})
+        return existing
     keys: list[str] = []
     with conn.transaction():
         for t_index, task in enumerate(tasks):
@@ -113,12 +109,7 @@ def plan_partitions(
                 edges.pop(-2)
             for i in range(len(edges) - 1):
                 key = partition_key(t_index, i)
-                conn.execute(
-                    f"""INSERT INTO {STATE_SCHEMA}.backfill_ranges
-                        (migration, partition_key, task_index, lower_key, upper_key)
-                        VALUES (%s, %s, %s, %s, %s)""",
-                    (migration, key, t_index, json_key(edges[i]), json_key(edges[i + 1])),
-                )
+                state.record_range(conn, migration, key, t_index, edges[i], edges[i + 1])
                 keys.append(key)
     return keys
 
@@ -131,16 +122,6 @@ def _is_last_key(conn: psycopg.Connection, table: TableName, spec: KeySpec, key:
     return conn.execute(
         f"SELECT NOT EXISTS (SELECT 1 FROM {table.sql} AS {_T} WHERE {spec.range_sql(key, None, _T)})"
     ).fetchone()[0]
-
-
-def json_key(value: list[str] | None) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
-def key_list(value) -> list[str] | None:
-    if value is None:
-        return None
-    return json.loads(value) if isinstance(value, str) else list(value)
 
 
 def next_batch_end(

@@ -12,10 +12,9 @@ from typing import Callable
 
 import psycopg
 
+from .. import state
 from ..identifiers import TableName
 from ..operations.base import BackfillTask
-from .. import state
-from ..state import STATE_SCHEMA
 from .planner import TABLE_ALIAS as _T
 from .planner import KeySpec
 from .throttle import Pause
@@ -147,14 +146,7 @@ class PartitionProgress:
         self.total, self.done, self.done_at_start = int(total), int(done), int(done)
         self.table_total = _table_rows_estimate(conn, migration, task.range_table)
         # the table's other partitions already done count the rows they changed
-        self.others_done = int(conn.execute(
-            f"""SELECT coalesce(sum(rows_done) FILTER (WHERE done), 0)
-                FROM {STATE_SCHEMA}.backfill_ranges
-                WHERE migration = %s AND partition_key <> %s AND task_index = (
-                    SELECT task_index FROM {STATE_SCHEMA}.backfill_ranges
-                    WHERE migration = %s AND partition_key = %s)""",
-            (migration, partition, migration, partition),
-        ).fetchone()[0])
+        self.others_done = state.rows_done_in_other_ranges(conn, migration, partition)
 
     def advance(self, keys: int) -> None:
         self.done += keys

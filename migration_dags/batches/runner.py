@@ -19,11 +19,11 @@ from typing import Callable
 import psycopg
 from psycopg import errors as pg_errors
 
+from .. import state
 from ..db import mark_backfill_of
 from ..operations.base import BackfillTask
-from ..state import STATE_SCHEMA
 from .ledger import BatchRange, Ledger
-from .planner import key_list, key_spec, next_batch_end
+from .planner import key_spec, next_batch_end
 from .progress import BatchProgress, PartitionProgress, PartitionResult
 from .throttle import BatchWatch, Pause, Throttle, as_throttle
 
@@ -46,23 +46,19 @@ def run_partition(
     `on_batch` receives a BatchProgress after every committed batch and now and then while
     paused.
     """
-    row = conn.execute(
-        f"""SELECT task_index, lower_key, upper_key, position_key, done
-            FROM {STATE_SCHEMA}.backfill_ranges WHERE migration = %s AND partition_key = %s""",
-        (migration, partition),
-    ).fetchone()
-    if row is None:
+    saved = state.read_range(conn, migration, partition)
+    if saved is None:
         raise KeyError(f"partition {partition!r} of migration {migration!r} is not planned")
-    t_index, lower, upper, position, done = row
-    if done:
+    if saved.done:
         return PartitionResult(partition, 0, 0, 0.0, 0, already_done=True)
     started = time.monotonic()
-    lower, upper = key_list(lower), key_list(upper)
-    position = key_list(position) if position is not None else lower
-    task = tasks[t_index]
+    lower, upper = saved.lower, saved.upper
+    position = saved.position if saved.position is not None else lower
+    task = tasks[saved.task_index]
     spec = key_spec(conn, task.range_table)
     gate = as_throttle(throttle)
-    progress = PartitionProgress(conn, migration, partition, task, spec, lower, upper, position, on_batch)
+    progress = PartitionProgress(
+        conn, migration, partition, task, spec, lower, upper, position, on_batch)
     result = PartitionResult(partition, 0, 0, 0.0, 0)
     ledger = Ledger(migration, partition)
     pool = _Workers(conn, gate, lock_timeout_ms, ledger, task.own_trigger)
@@ -195,7 +191,7 @@ class _Workers:
                         changed = max(conn.execute(statement).rowcount, 0)
                         self.ledger.lock.acquire()
                         locked = True
-                        saved = self.ledger.save_sql(conn, rng, changed)
+                        saved = self.ledger.save(conn, rng, changed)
                     self.ledger.committed(rng, saved)
                     return _Done(rng, changed, seen, retries, time.monotonic() - started)
                 except pg_errors.QueryCanceled:
@@ -223,22 +219,3 @@ def _batch_settings(lock_timeout_ms: int, own_trigger: str | None) -> str:
     # position and runs again.  mark_backfill_of: the task's own sync trigger skips the batch.
     return (f"SET LOCAL synchronous_commit = off; {mark_backfill_of(own_trigger)}; "
             f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-
-
-def partitions_status(conn: psycopg.Connection, migration: str) -> list[tuple[str, bool, int]]:
-    from ..state import state_exists
-
-    if not state_exists(conn):
-        return []
-    return [
-        (k, d, n)
-        for k, d, n in conn.execute(
-            f"""SELECT partition_key, done, rows_done FROM {STATE_SCHEMA}.backfill_ranges
-                WHERE migration = %s ORDER BY partition_key""",
-            (migration,),
-        )
-    ]
-
-
-def forget_partitions(conn: psycopg.Connection, migration: str) -> None:
-    conn.execute(f"DELETE FROM {STATE_SCHEMA}.backfill_ranges WHERE migration = %s", (migration,))
