@@ -14,11 +14,9 @@ from typing import Callable, Iterator
 
 import psycopg
 
-from . import batches, state
+from . import state
 from .db import LockSettings, connect, migration_lock
 from .errors import RefusedError
-from .fingerprint import table_exists
-from .identifiers import TableName
 from .operations.base import BackfillTask, OpContext
 from .reports import BackfillProgress, CheckOutcome, MigrationStatus, StepReport, StepState
 from .spec import Migration
@@ -140,7 +138,7 @@ class MigrationEngine:
             planning = Planning(self.migration, context.offline_op_context(self.migration), True)
         else:
             with self.connection("plan") as conn:
-                has_state = table_exists(conn, TableName(state.STATE_SCHEMA, "applied_steps"))
+                has_state = state.state_exists(conn)
                 applied = state.applied_steps(conn, self.migration.name) if has_state else {}
                 if "schema_change" not in applied:
                     context.validate(conn, self.migration)
@@ -153,17 +151,17 @@ class MigrationEngine:
 
     def partitions(self) -> list[str]:
         with self.connection("partitions") as conn:
-            if not table_exists(conn, TableName(state.STATE_SCHEMA, "backfill_ranges")):
+            if not state.state_exists(conn):
                 return []
-            return [k for k, _d, _n in batches.partitions_status(conn, self.migration.name)]
+            return [k for k, _d, _n in state.ranges_status(conn, self.migration.name)]
 
     def status(self) -> MigrationStatus:
         with self.connection("status") as conn:
-            if not table_exists(conn, TableName(state.STATE_SCHEMA, "applied_steps")):
+            if not state.state_exists(conn):
                 applied, parts = {}, []
             else:
                 applied = state.applied_steps(conn, self.migration.name)
-                parts = batches.partitions_status(conn, self.migration.name)
+                parts = state.ranges_status(conn, self.migration.name)
         steps = {
             s: StepState(True, applied[s]["run_id"], str(applied[s]["applied_at"]))
             if s in applied else StepState(False)

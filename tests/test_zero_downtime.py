@@ -11,7 +11,7 @@ import time
 import psycopg
 import pytest
 
-from migration_dags.batches import runner as backfill
+from migration_dags import batches as backfill
 from migration_dags.engine import MigrationEngine
 from migration_dags.errors import LockTimeoutExhaustedError
 from migration_dags.identifiers import TableName

@@ -363,27 +363,19 @@ class Throttle:
         self.close()
 
 
-class _CallThrottle(Throttle):
-    """A plain function called before every batch (the old interface)."""
-
-    def __init__(self, fn: Callable[[psycopg.Connection], None]):
-        super().__init__(OFF)
-        self._fn = fn
-
-    def before_batch(self, conn, last_batch_s=0.0, waited=None, report=None) -> Pause:
-        self._fn(conn)
-        return Pause()
-
-
+# No pause, no pacing, no cancelling: a run_partition called without a throttle.
 OFF = ThrottleSettings(max_client_wait_ms=0, busy_duty=1.0, max_transaction_age_s=0,
                        max_replication_lag_s=0)
 
 
-def as_throttle(value: object) -> Throttle:
+def as_throttle(value: Throttle | None) -> Throttle:
     if value is None:
         return Throttle(OFF)
     if isinstance(value, Throttle):
         return value
-    if callable(value):
-        return _CallThrottle(value)
     raise TypeError(f"not a throttle: {value!r}")
+
+
+def throttle_for(settings: object, database_url: str | None) -> Throttle:
+    """The throttle a migration's `settings:` ask for, watching batches from `database_url`."""
+    return Throttle(ThrottleSettings.from_settings(settings), database_url)

@@ -1,29 +1,41 @@
 """Every statement against the tool's own schemas, `migration_dags` (state, trigger functions)
-and `migration_dags_backup` (backups), lives in this package.
+and `migration_dags_backup` (backups), lives in this package; callers import from here.
 
-    store.py          applied steps, backups, the schemas' creation and removal
+    schema.py         the schema names and every state table's DDL; creating and dropping them
+    steps.py          which steps of a migration are applied
+    backups.py        the record of each table's backup (the copies themselves: backup.py)
+    ranges.py         the backfill's key-range partitions, their saved positions and rows done
     saved_columns.py  definitions of columns drop_column drops, for its exact undo
 """
 
-from .store import (
+from .backups import BackupRecord, backup_row_count, backups, forget_backups, record_backup
+from .ranges import (
+    SavedRange,
+    add_range_rows,
+    forget_ranges,
+    ranges_status,
+    range_keys,
+    read_range,
+    record_range,
+    reset_ranges,
+    rows_done_in_other_ranges,
+    save_range_position,
+)
+from .saved_columns import SavedColumn, read_saved_columns
+from .schema import (
     BACKUP_SCHEMA,
     STATE_SCHEMA,
-    BackupRecord,
-    applied_steps,
-    backups,
     drop_state_if_unused,
     ensure_state_tables,
-    forget_backups,
-    is_applied,
-    mark_applied,
-    mark_undone,
-    record_backup,
-    reset_ranges,
     state_exists,
 )
+from .steps import applied_steps, is_applied, mark_applied, mark_undone
 
 __all__ = [
-    "BACKUP_SCHEMA", "STATE_SCHEMA", "BackupRecord", "applied_steps", "backups",
-    "drop_state_if_unused", "ensure_state_tables", "forget_backups", "is_applied", "mark_applied",
-    "mark_undone", "record_backup", "reset_ranges", "state_exists",
+    "BACKUP_SCHEMA", "STATE_SCHEMA", "BackupRecord", "SavedColumn", "SavedRange",
+    "add_range_rows", "applied_steps", "backup_row_count", "backups", "drop_state_if_unused",
+    "ensure_state_tables", "forget_backups", "forget_ranges", "is_applied", "mark_applied",
+    "mark_undone", "ranges_status", "range_keys", "read_range", "read_saved_columns",
+    "record_backup", "record_range", "reset_ranges", "rows_done_in_other_ranges",
+    "save_range_position", "state_exists",
 ]

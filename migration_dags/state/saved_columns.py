@@ -20,26 +20,7 @@ import psycopg
 
 from ..actions import Action
 from ..identifiers import TableName, literal
-from .store import STATE_SCHEMA as TOOL_SCHEMA
-
-SAVED_TABLE = f"{TOOL_SCHEMA}.saved_columns"
-
-_DDL = f"""CREATE TABLE IF NOT EXISTS {SAVED_TABLE} (
-    migration text NOT NULL,
-    table_schema text NOT NULL,
-    table_name text NOT NULL,
-    column_name text NOT NULL,
-    type_sql text NOT NULL,
-    collation_sql text,             -- only when not the type's default collation
-    not_null boolean NOT NULL,
-    default_sql text,               -- the generation expression when generated
-    generated boolean NOT NULL,
-    comment text,
-    dependents jsonb NOT NULL,      -- [{{kind, name, ddl}}]: indexes and constraints dropped with it
-    dropped boolean NOT NULL DEFAULT false,
-    saved_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (migration, table_schema, table_name, column_name)
-)"""
+from .schema import SAVED_COLUMNS, SAVED_COLUMNS_DDL
 
 
 @dataclass(frozen=True)
@@ -100,7 +81,7 @@ def save_actions(migration: str, table: TableName, column: str) -> list[Action]:
     refusal = (f"drop_column: {table}.{column} is an identity column; dropping it loses its "
                "sequence, so it cannot be undone exactly: drop it with raw_sql")
     return [
-        Action("create the table of saved column definitions", _DDL, takes_lock=False),
+        Action("create the table of saved column definitions", SAVED_COLUMNS_DDL, takes_lock=False),
         Action(
             f"check {table}.{column} is not an identity column (its sequence would be lost)",
             f"""DO $guard$ BEGIN
@@ -113,7 +94,7 @@ END $guard$""",
         ),
         Action(
             f"save the definition of {table}.{column} (to re-add it exactly on undo)",
-            f"""INSERT INTO {SAVED_TABLE} (migration, table_schema, table_name, column_name,
+            f"""INSERT INTO {SAVED_COLUMNS} (migration, table_schema, table_name, column_name,
     type_sql, collation_sql, not_null, default_sql, generated, comment, dependents)
 SELECT {literal(migration)}, {literal(table.schema)}, {literal(table.name)}, a.attname,
     format_type(a.atttypid, a.atttypmod), {collation}, a.attnotnull,
@@ -133,14 +114,14 @@ def forget_action(migration: str, table: TableName, column: str) -> Action:
     only record of what to put back)."""
     return Action(
         f"forget the saved definition of {table}.{column}",
-        f"DELETE FROM {SAVED_TABLE} WHERE {_where(migration, table, column)} AND NOT dropped",
+        f"DELETE FROM {SAVED_COLUMNS} WHERE {_where(migration, table, column)} AND NOT dropped",
         takes_lock=False,
-        only_if=f"SELECT to_regclass({literal(SAVED_TABLE)}) IS NOT NULL",
+        only_if=f"SELECT to_regclass({literal(SAVED_COLUMNS)}) IS NOT NULL",
     )
 
 
 def mark_dropped_sql(migration: str, table: TableName, column: str, dropped: bool) -> str:
-    return (f"UPDATE {SAVED_TABLE} SET dropped = {'true' if dropped else 'false'} "
+    return (f"UPDATE {SAVED_COLUMNS} SET dropped = {'true' if dropped else 'false'} "
             f"WHERE {_where(migration, table, column)}")
 
 
@@ -151,24 +132,24 @@ def require_saved_sql(migration: str, table: TableName, column: str) -> str:
     message = (f"no saved definition of {table}.{column}, so dropping it could not be undone; "
                "was it renamed or added by this migration? drop it in a later migration")
     return f"""DO $require$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM {SAVED_TABLE} WHERE {_where(migration, table, column)}) THEN
+  IF NOT EXISTS (SELECT 1 FROM {SAVED_COLUMNS} WHERE {_where(migration, table, column)}) THEN
     RAISE EXCEPTION USING MESSAGE = {literal(message)};
   END IF;
 END $require$"""
 
 
 def is_dropped_sql(migration: str, table: TableName, column: str) -> str:
-    return f"SELECT EXISTS (SELECT 1 FROM {SAVED_TABLE} WHERE {_where(migration, table, column)} AND dropped)"
+    return f"SELECT EXISTS (SELECT 1 FROM {SAVED_COLUMNS} WHERE {_where(migration, table, column)} AND dropped)"
 
 
 def read_saved_columns(conn: psycopg.Connection, migration: str) -> dict[tuple[TableName, str], SavedColumn]:
     """Every saved definition of `migration`, for the engine's OpContext."""
-    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (SAVED_TABLE,)).fetchone()[0]:
+    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (SAVED_COLUMNS,)).fetchone()[0]:
         return {}
     rows = conn.execute(
         f"""SELECT table_schema, table_name, column_name, type_sql, collation_sql, not_null,
                    default_sql, generated, comment, dependents, dropped
-            FROM {SAVED_TABLE} WHERE migration = %s""",
+            FROM {SAVED_COLUMNS} WHERE migration = %s""",
         (migration,),
     ).fetchall()
     saved = {}

@@ -23,12 +23,12 @@ class BackfillStep(Step):
         settings = run.migration.settings
         tasks = backfill_tasks(run.migration.operations, run.op_context())
         report = run.report(self.name, "up")
-        status = batches.partitions_status(run.conn, run.name)
+        status = state.ranges_status(run.conn, run.name)
         if not status and tasks:
             # a plan lost or never made (e.g. state edited by hand): never count "no
             # partitions" as "all partitions done"
             batches.plan_partitions(run.conn, run.name, tasks, settings.partition_rows)
-            status = batches.partitions_status(run.conn, run.name)
+            status = state.ranges_status(run.conn, run.name)
         if partition is not None and partition not in {k for k, _d, _n in status}:
             raise RefusedError(f"{run.name}: backfill partition {partition!r} is not planned")
         todo = [k for k, done, _n in status if not done and partition in (None, k)]
@@ -44,7 +44,7 @@ class BackfillStep(Step):
             report.results.append(ActionResult(
                 Action(f"backfill partition {key}", result.sample_sql or "-- nothing to do"),
                 True, result.rows, result.elapsed_s, 1 + result.retries, 0.0))
-        remaining = [k for k, d, _n in batches.partitions_status(run.conn, run.name) if not d]
+        remaining = [k for k, d, _n in state.ranges_status(run.conn, run.name) if not d]
         rows = sum(r.rows for r in results)
         report.extra.update({
             "partitions_done": len(status) - len(remaining),
@@ -58,7 +58,7 @@ class BackfillStep(Step):
 
     def has_applied_work(self, run: StepRun) -> bool:
         # a partly done backfill is not recorded as applied, yet has rows to undo
-        started = batches.partitions_status(run.conn, run.name)
+        started = state.ranges_status(run.conn, run.name)
         return super().has_applied_work(run) or any(n or d for _k, d, n in started)
 
     def down(self, run: StepRun) -> StepReport:
@@ -68,7 +68,7 @@ class BackfillStep(Step):
 
     def forget(self, run: StepRun) -> None:
         # keep the partition plan (schema_change's down forgets it); forget the progress
-        keys = [k for k, _d, _n in batches.partitions_status(run.conn, run.name)]
+        keys = [k for k, _d, _n in state.ranges_status(run.conn, run.name)]
         state.reset_ranges(run.conn, run.name, keys)
 
     def plan(self, planning: Planning) -> list[str]:

@@ -6,7 +6,7 @@ A failing start runs every operation's rollback, in reverse, before raising.
 
 from __future__ import annotations
 
-from .. import batches
+from .. import batches, state
 from ..reports import StepReport
 from .base import Planning, Step, StepRun
 from .context import validate
@@ -39,10 +39,10 @@ class SchemaChangeStep(Step):
 
     def forget_unrecorded(self, run: StepRun) -> None:
         with run.conn.transaction():  # a partition plan whose step was never recorded
-            batches.forget_partitions(run.conn, run.name)
+            state.forget_ranges(run.conn, run.name)
 
     def forget(self, run: StepRun) -> None:
-        batches.forget_partitions(run.conn, run.name)
+        state.forget_ranges(run.conn, run.name)
 
     def plan(self, planning: Planning) -> list[str]:
         return [a.render() for a in up_actions(self.name, planning.migration.operations,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from .. import batches, state
+from .. import state
 from ..errors import ValidationFailedError
 from ..reports import CheckFamily, CheckOutcome, StepReport
 from .base import Planning, Step, StepRun
@@ -61,7 +61,7 @@ def run_checks(
 ) -> list[CheckOutcome]:
     """Every check: backfill complete, row counts, parity, then the suites hook. Changes nothing."""
     name = engine.migration.name
-    remaining = [k for k, d, _n in batches.partitions_status(conn, name) if not d]
+    remaining = [k for k, d, _n in state.ranges_status(conn, name) if not d]
     outcomes = [CheckOutcome(
         "backfill.complete", "every backfill partition is done", not remaining,
         len(remaining), remaining[:20], CheckFamily.BACKFILL_COMPLETE)]

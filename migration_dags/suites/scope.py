@@ -1,16 +1,15 @@
 """Which rows a suite run sees: the suite's whole table, or one backfill partition's key range.
 
-A partition is a row of migration_dags.backfill_ranges: (lower, upper] bounds on the primary key
-of its backfill task's table, as JSON text arrays.  A suite runs on a partition only when it
+A partition is a key range recorded in the state (state.ranges): (lower, upper] bounds on the
+primary key of its backfill task's table, as the key's values in text.  A suite runs on a partition only when it
 validates that same table; the range becomes a predicate both paths use (the SQL path in its
 WHERE, GX as a query asset), so both see exactly the partition's rows.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -18,7 +17,7 @@ from ..batches import key_spec
 from ..errors import StepFailedError
 from ..identifiers import TableName, literal, quote
 from ..schema_model import primary_key_columns
-from ..state import STATE_SCHEMA, state_exists
+from ..state import read_range, state_exists
 
 if TYPE_CHECKING:
     from ..engine import MigrationEngine
@@ -64,23 +63,16 @@ def whole_table(conn: psycopg.Connection, suite: "Suite") -> Scope:
 
 def partition_range(engine: "MigrationEngine", conn: psycopg.Connection, partition: str) -> PartitionRange:
     name = engine.migration.name
-    row = None
-    if state_exists(conn):
-        row = conn.execute(
-            f"""SELECT task_index, lower_key, upper_key FROM {STATE_SCHEMA}.backfill_ranges
-                WHERE migration = %s AND partition_key = %s""",
-            (name, partition),
-        ).fetchone()
-    if row is None:
+    saved = read_range(conn, name, partition) if state_exists(conn) else None
+    if saved is None:
         raise StepFailedError(f"{name}: partition {partition!r} is not planned; run schema_change first")
-    task_index, lower, upper = row
-    table = engine.backfill_tasks(engine.context(conn))[task_index].range_table
+    table = engine.backfill_tasks(engine.context(conn))[saved.task_index].range_table
     spec = key_spec(conn, table)
     parts = []
-    if lower is not None:
-        parts.append(f"{spec.row_sql} > {key_row_sql(_as_list(lower), spec.types)}")
-    if upper is not None:
-        parts.append(f"{spec.row_sql} <= {key_row_sql(_as_list(upper), spec.types)}")
+    if saved.lower is not None:
+        parts.append(f"{spec.row_sql} > {key_row_sql(saved.lower, spec.types)}")
+    if saved.upper is not None:
+        parts.append(f"{spec.row_sql} <= {key_row_sql(saved.upper, spec.types)}")
     return PartitionRange(partition, table, " AND ".join(parts) or "TRUE")
 
 
@@ -89,10 +81,6 @@ def in_partition(conn: psycopg.Connection, suite: "Suite", rng: PartitionRange) 
     if suite.table != rng.table:
         return None
     return Scope(suite.table, whole_table(conn, suite).key, rng.predicate, rng.partition)
-
-
-def _as_list(value: Any) -> list[str]:
-    return json.loads(value) if isinstance(value, str) else list(value)
 
 
 def key_row_sql(values: list[str], types: list[str]) -> str:

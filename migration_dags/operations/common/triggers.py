@@ -15,7 +15,7 @@ from __future__ import annotations
 from ...actions import Action
 from ...identifiers import TableName, quote
 
-from ...state.store import STATE_SCHEMA as TOOL_SCHEMA  # defined once, in state
+from ...state import STATE_SCHEMA as TOOL_SCHEMA  # defined once, in state
 
 
 def function_sql(trigger: str) -> str:

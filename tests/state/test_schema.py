@@ -1,0 +1,42 @@
+"""state.schema: the tool's schemas appear on the first run and go when nothing is left in them."""
+
+from __future__ import annotations
+
+from migration_dags import state
+from migration_dags.state import BACKUP_SCHEMA, STATE_SCHEMA
+from migration_dags.state.schema import SAVED_COLUMNS_DDL, STATE_TABLES
+
+
+def schemas(conn):
+    return {r[0] for r in conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname IN (%s, %s)", (STATE_SCHEMA, BACKUP_SCHEMA))}
+
+
+def tables(conn):
+    return {r[0] for r in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s", (STATE_SCHEMA,))}
+
+
+def test_state_tables_are_created_once(conn):
+    assert not state.state_exists(conn)
+    state.ensure_state_tables(conn)
+    state.ensure_state_tables(conn)
+    assert state.state_exists(conn)
+    assert schemas(conn) == {STATE_SCHEMA, BACKUP_SCHEMA}
+    assert tables(conn) == set(STATE_TABLES) - {"saved_columns"}  # made by drop_column only
+    conn.execute(SAVED_COLUMNS_DDL)
+    assert tables(conn) == set(STATE_TABLES)
+
+
+def test_schemas_are_dropped_only_when_no_record_is_left(conn):
+    state.ensure_state_tables(conn)
+    conn.execute(SAVED_COLUMNS_DDL)
+    state.mark_applied(conn, "m", "backup", None, {})
+    assert state.drop_state_if_unused(conn) is False
+    assert state.state_exists(conn)
+    state.mark_undone(conn, "m", "backup")
+    conn.execute(f"CREATE TABLE {BACKUP_SCHEMA}.left_behind (id int)")
+    assert state.drop_state_if_unused(conn) is False  # a backup table nobody recorded
+    conn.execute(f"DROP TABLE {BACKUP_SCHEMA}.left_behind")
+    assert state.drop_state_if_unused(conn) is True
+    assert schemas(conn) == set() and not state.state_exists(conn)
