@@ -9,60 +9,82 @@
       restore NAME         after a failed rollback proof: put the backup's rows back exactly
       audit [NAME] [--since ISO-DATE] [--json]   who ran what and when, from the run history
 
+The global options may come before or after the command; given in both places, the one after wins.
+
 `up` and `down` go through the Dagster instance at DAGSTER_HOME, so they appear in the UI's run
 history; `plan`, `status` and `list` read the database directly and do not import Dagster.
 
-Exit codes: 0 success; a MigrationError's own code (2 malformed file or unknown migration,
-3 validation failed and rolled back, 4 rollback failed, 5 database unreachable, 6 another run holds
-the lock, 7 lock timeout); 1 anything else. Errors are one line on stderr; --debug adds the traceback.
+Exit codes: 0 success; a MigrationError's own code (2 malformed file, unknown migration or
+unreadable database URL, 3 validation failed and rolled back, 4 rollback failed, 5 database
+unreachable, 6 another run holds the lock, 7 lock timeout); 2 a command line click cannot parse;
+130 interrupted; 1 anything else. Errors are one line on stderr; --debug adds the traceback.
+
+A command is one function under `@command(name, help, *params)`: it gets the merged
+GlobalOptions and its own parameters, and returns the exit code.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
 import sys
 import traceback
-import warnings
-from typing import Callable, Sequence
+from typing import Sequence
+
+import click
 
 from . import settings
+from .cli_parsing import GlobalOptions, Invocation, build_group, migration_name
 from .engine import MigrationEngine
 from .errors import MigrationError
 from .migration_set import MigrationSet
-from .target_database import database_url_for
 from .spec import Migration
 from .steps import STEPS
+from .target_database import database_url_for
 
 PROG = "migration-dags"
+INTERRUPTED = 130
+
+cli, command = build_group(PROG, help_text=__doc__.split("\n\n")[0])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    invocation = Invocation()
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return args.command(args)
+        # What click's main(standalone_mode=False) does, minus its sys.exit on a broken pipe and
+        # the Abort it makes of Ctrl-C: every outcome is one of the exit codes below.
+        with cli.make_context(PROG, args, obj=invocation) as ctx:
+            return cli.invoke(ctx)
+    except click.exceptions.Exit as done:  # --help
+        return done.exit_code
+    except click.UsageError as exc:
+        _usage_error(exc)
+        return exc.exit_code
+    except click.ClickException as exc:
+        _error(exc.format_message())
+        return exc.exit_code
     except MigrationError as exc:
-        _debug_traceback(args)
+        _debug_traceback(invocation)
         _error(exc.one_line())
         return exc.exit_code
     except KeyboardInterrupt:
         _error("interrupted; a step that was running has undone its own partial work or will "
                "resume where it stopped")
-        return 130
+        return INTERRUPTED
     except Exception as exc:  # a bug or an unforeseen failure: one line, traceback on request
-        _debug_traceback(args)
+        _debug_traceback(invocation)
         detail = " ".join(str(exc).split()) or "no message"
         _error(f"unexpected {type(exc).__name__}: {detail} (rerun with --debug for the traceback)")
         return 1
 
 
 # -- commands --------------------------------------------------------------------------------------
-def cmd_list(args: argparse.Namespace) -> int:
-    migrations = _migration_set(args).ordered()
+@command("list", "list the migrations in dependency order")
+def cmd_list(options: GlobalOptions) -> int:
+    migrations = _migration_set(options).ordered()
     if not migrations:
-        _progress(f"no migrations in {settings.migrations_dir(args.migrations_dir)}")
+        _progress(f"no migrations in {settings.migrations_dir(options.migrations_dir)}")
     for m in migrations:
         deps = f"  (after {', '.join(m.depends_on)})" if m.depends_on else ""
         summary = " ".join(m.description.split())
@@ -70,8 +92,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    plan = _engine(args).plan()
+@command("plan", "print the SQL of every step; changes nothing", migration_name(),
+         click.option("--offline", is_flag=True, help="from the migration file alone, with no "
+                      "database: placeholders where only the live catalog knows, and no check "
+                      "against the live schema"))
+def cmd_plan(options: GlobalOptions, name: str, offline: bool) -> int:
+    if offline:
+        plan = MigrationEngine(_migration(options, name), database_url="").plan(offline=True)
+    else:
+        plan = _engine(options, name).plan()
     for step in STEPS:
         print(f"-- ===== {step} =====")
         print("\n\n".join(plan.get(step) or ["-- nothing to do"]))
@@ -79,9 +108,44 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    status = _engine(args).status()
-    if args.json:
+@command("up", "run every step not applied yet, each as a Dagster run", migration_name())
+def cmd_up(options: GlobalOptions, name: str) -> int:
+    launch = _launch_module(options)
+    result = launch.run_up(name, **_launch_options(options))
+    if result.exit_code:
+        _error(result.message)
+        return result.exit_code
+    if result.runs:
+        _progress(f"{name}: applied ({len(result.runs)} runs in the Dagster instance at "
+                  f"{os.environ['DAGSTER_HOME']})")
+    return 0
+
+
+@command("down", "roll back: the down steps in reverse, ending with the backup proof",
+         migration_name())
+def cmd_down(options: GlobalOptions, name: str) -> int:
+    launch = _launch_module(options)
+    result = launch.run_down(name, **_launch_options(options))
+    if result.run_id:
+        _progress(f"{name}: rolled back; the tables equal their pre-migration backup "
+                  f"(run {result.run_id})")
+    return 0
+
+
+@command("restore", "after a rollback whose proof failed (exit 4): put the backed-up rows back "
+         "exactly, discarding writes made to those tables since the backup", migration_name())
+def cmd_restore(options: GlobalOptions, name: str) -> int:
+    report = _engine(options, name).restore()
+    _progress(f"{name}: restored {report.rows} rows from the backup; the tables equal their "
+              "pre-migration backup, which is now dropped")
+    return 0
+
+
+@command("status", "steps applied, backfill partitions done, rows", migration_name(),
+         click.option("--json", "as_json", is_flag=True, help="print the status as JSON"))
+def cmd_status(options: GlobalOptions, name: str, as_json: bool) -> int:
+    status = _engine(options, name).status()
+    if as_json:
         print(json.dumps(status.as_dict(), indent=2, sort_keys=True))
         return 0
     backfill = status.backfill
@@ -98,74 +162,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    launch = _launch_module(args)
-    result = launch.run_up(args.name, **_launch_options(args))
-    if result.exit_code:
-        _error(result.message)
-        return result.exit_code
-    if result.runs:
-        _progress(f"{args.name}: applied ({len(result.runs)} runs in the Dagster instance at "
-                  f"{os.environ['DAGSTER_HOME']})")
-    return 0
-
-
-def cmd_down(args: argparse.Namespace) -> int:
-    launch = _launch_module(args)
-    result = launch.run_down(args.name, **_launch_options(args))
-    if result.run_id:
-        _progress(f"{args.name}: rolled back; the tables equal their pre-migration backup "
-                  f"(run {result.run_id})")
-    return 0
-
-
-def cmd_restore(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    report = engine.restore()
-    _progress(f"{args.name}: restored {report.rows} rows from the backup; the tables equal their "
-              "pre-migration backup, which is now dropped")
-    return 0
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
+@command("audit", "who ran which migration step and when, oldest first, from Dagster's run history",
+         migration_name(required=False, description="only this migration's runs"),
+         click.option("--since", metavar="ISO-DATE",
+                      help="only runs created since then (UTC unless it names a zone)"),
+         click.option("--json", "as_json", is_flag=True, help="print a JSON list"))
+def cmd_audit(options: GlobalOptions, name: str | None, since: str | None, as_json: bool) -> int:
     from .orchestration.audit import print_audit  # imports Dagster
 
-    return print_audit(args.name, since=args.since, as_json=args.json)
+    return print_audit(name, since=since, as_json=as_json)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _migration_set(args: argparse.Namespace) -> MigrationSet:
-    return MigrationSet.load(settings.migrations_dir(args.migrations_dir))
+def _migration_set(options: GlobalOptions) -> MigrationSet:
+    return MigrationSet.load(settings.migrations_dir(options.migrations_dir))
 
 
-def _migration(args: argparse.Namespace) -> Migration:
-    return _migration_set(args).get(args.name)
+def _migration(options: GlobalOptions, name: str) -> Migration:
+    return _migration_set(options).get(name)
 
 
-def _engine(args: argparse.Namespace) -> MigrationEngine:
-    migration = _migration(args)
-    return MigrationEngine(migration, database_url_for(migration, args.database_url))
+def _engine(options: GlobalOptions, name: str) -> MigrationEngine:
+    migration = _migration(options, name)
+    return MigrationEngine(migration, database_url_for(migration, options.database_url))
 
 
-def _launch_module(args: argparse.Namespace):
+def _launch_module(options: GlobalOptions):
     """Import Dagster only for the commands that run steps, with its console output quiet:
     our progress lines go to stderr, Dagster's full logs to the run history."""
-    import dagster as dg
-
-    if not args.verbose:
-        logging.getLogger("dagster").setLevel(logging.ERROR)
-        # API-stability notices (beta, preview, superseded) are for the code's authors, not users
-        for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
-            warnings.filterwarnings("ignore", category=category)
     from .orchestration import launch
 
+    launch.quiet_console(verbose=options.verbose)
     return launch
 
 
-def _launch_options(args: argparse.Namespace) -> dict:
+def _launch_options(options: GlobalOptions) -> dict:
     return dict(
-        migrations_dir=args.migrations_dir, database_url=args.database_url, actor=args.actor,
-        progress=_progress, verbose=args.verbose,
+        migrations_dir=options.migrations_dir, database_url=options.database_url,
+        actor=options.actor, progress=_progress, verbose=options.verbose,
     )
 
 
@@ -173,61 +207,20 @@ def _progress(line: str) -> None:
     print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 
-def _error(line: str) -> None:
-    print(f"{PROG}: error: {' '.join(line.split())}", file=sys.stderr, flush=True)
+def _error(line: str, prog: str = PROG) -> None:
+    print(f"{prog}: error: {' '.join(line.split())}", file=sys.stderr, flush=True)
 
 
-def _debug_traceback(args: argparse.Namespace) -> None:
-    if args.debug:
+def _usage_error(exc: click.UsageError) -> None:
+    """Like argparse did: the usage of the command that was being parsed, then the one line."""
+    if exc.ctx is not None:
+        print(exc.ctx.get_usage(), file=sys.stderr)
+    _error(exc.format_message(), prog=exc.ctx.command_path if exc.ctx else PROG)
+
+
+def _debug_traceback(invocation: Invocation) -> None:
+    if invocation.options.debug:
         traceback.print_exc(file=sys.stderr)
-
-
-def _parser() -> argparse.ArgumentParser:
-    # The global options are accepted before or after the command: each subparser repeats them
-    # with SUPPRESS defaults, so a value given after the command is not reset by the main parser.
-    def global_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
-        d: Callable[[object], object] = (lambda v: v) if defaults else (lambda _v: argparse.SUPPRESS)
-        parser.add_argument("--database-url", default=d(None), metavar="URL",
-                            help=f"target database (env {settings.DATABASE_URL_ENV}; "
-                                 "default: the embedded server)")
-        parser.add_argument("--migrations-dir", default=d(None), metavar="DIR",
-                            help=f"folder of migration files (env {settings.MIGRATIONS_DIR_ENV}; "
-                                 "default ./assets)")
-        parser.add_argument("--actor", default=d(None), metavar="NAME",
-                            help="who runs this, for the runs' actor tag (default: CI user "
-                                 "variables, else the OS user)")
-        parser.add_argument("--debug", action="store_true", default=d(False),
-                            help="print the traceback of an error")
-        parser.add_argument("--verbose", "-v", action="store_true", default=d(False),
-                            help="show Dagster's run logs on the console")
-
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    global_options(parser, defaults=True)
-    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-
-    def command(name: str, func, help_text: str, takes_name: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        global_options(sub, defaults=False)
-        if takes_name:
-            sub.add_argument("name", metavar="NAME", help="the migration's name (its file name)")
-        sub.set_defaults(command=func)
-        return sub
-
-    command("list", cmd_list, "list the migrations in dependency order", takes_name=False)
-    command("plan", cmd_plan, "print the SQL of every step; changes nothing")
-    command("up", cmd_up, "run every step not applied yet, each as a Dagster run")
-    command("down", cmd_down, "roll back: the down steps in reverse, ending with the backup proof")
-    command("restore", cmd_restore, "after a rollback whose proof failed (exit 4): put the backed-up "
-            "rows back exactly, discarding writes made to those tables since the backup")
-    status = command("status", cmd_status, "steps applied, backfill partitions done, rows")
-    status.add_argument("--json", action="store_true", help="print the status as JSON")
-    audit = command("audit", cmd_audit, "who ran which migration step and when, oldest first, "
-                    "from Dagster's run history", takes_name=False)
-    audit.add_argument("name", nargs="?", metavar="NAME", help="only this migration's runs")
-    audit.add_argument("--since", metavar="ISO-DATE", help="only runs created since then (UTC "
-                       "unless it names a zone)")
-    audit.add_argument("--json", action="store_true", help="print a JSON list")
-    return parser
 
 
 if __name__ == "__main__":

@@ -11,32 +11,30 @@ database named migration_dags_demo is ever dropped and re-created.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from . import settings
-from .db import libpq_url
+from .db import display_url, libpq_url
+from .identifiers import quote
 
 DEMO_DB = "migration_dags_demo"
 MIGRATION = "add_email_verification"
 
 
 def with_database(url: str, database: str) -> str:
-    """The same server URL, pointing at another database (TCP or unix-socket URLs)."""
-    url = libpq_url(url)
-    scheme, rest = url.split("://", 1)
-    authority, _, tail = rest.partition("/")
-    _old_db, query_mark, query = tail.partition("?")
-    return f"{scheme}://{authority}/{database}{query_mark}{query}"
+    """The same server, another database, as a key=value connection string (from a TCP or
+    unix-socket URL, or from key=value pairs)."""
+    return make_conninfo(libpq_url(url), dbname=database)
 
 
 def fresh_demo_database(server_url: str) -> str:
     with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
+        conn.execute(f"DROP DATABASE IF EXISTS {quote(DEMO_DB)} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {quote(DEMO_DB)}")
     return with_database(server_url, DEMO_DB)
 
 
@@ -88,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     configured = settings.configured_database_url(args.database_url)
     server = configured or settings.database_url()
     print(f"== server: {'configured' if configured else 'embedded PostgreSQL'} "
-          f"({re.sub(r':[^:@/]*@', ':***@', server)})", flush=True)
+          f"({display_url(server)})", flush=True)
     url = fresh_demo_database(server)
     took = seed_users(url, args.rows)
     print(f"== seeded {args.rows:,} users in {took:.1f} s", flush=True)

@@ -139,6 +139,19 @@ class DatabaseUnavailableError(MigrationError):
         )
 
 
+class DatabaseUrlError(MigrationError):
+    """A database URL libpq cannot read. Nothing has connected."""
+
+    exit_code = 2
+
+    def __init__(self, url_for_display: str, cause: str):
+        super().__init__(
+            f"cannot read the database URL {url_for_display!r}: {cause}; give --database-url "
+            "(or MIGRATION_DAGS_DATABASE_URL) as postgresql://user:password@host:port/dbname or as "
+            "key=value pairs such as 'host=localhost dbname=app'"
+        )
+
+
 class MigrationLockedError(MigrationError):
     """Another migration run holds the advisory lock on this database."""
 

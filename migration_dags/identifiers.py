@@ -2,12 +2,16 @@
 
 Every name a user writes goes through `check_identifier` at load time and `quote` when SQL is built,
 so odd names (`Order Items`, `"weird"`, `ÜberTabelle`) work and nothing a user writes can close a quote.
+The quoting itself is psycopg's (`psycopg.sql`), rendered without a connection because SQL is built
+before one exists (plan, trigger bodies, DO blocks).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from psycopg.sql import Identifier, Literal
 
 MAX_IDENTIFIER_BYTES = 63
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -40,13 +44,18 @@ def type_problem(type_sql: object) -> str | None:
 
 
 def quote(name: str) -> str:
-    """Quote one identifier for PostgreSQL."""
-    return '"' + name.replace('"', '""') + '"'
+    """Quote one identifier for PostgreSQL: `Order Items` becomes `"Order Items"`, and a double quote
+    inside a name is doubled."""
+    return Identifier(name).as_string()
 
 
 def literal(value: str) -> str:
-    """Quote a string literal (standard_conforming_strings is on in every supported version)."""
-    return "'" + value.replace("'", "''") + "'"
+    r"""Quote a string literal: `'it''s'`.
+
+    A value holding a backslash comes out as ` E'a\\b'` (psycopg's form without a connection, the
+    leading space keeping it apart from a preceding token): it reads the same whatever the server's
+    standard_conforming_strings, where a plain `'a\b'` would depend on it."""
+    return Literal(value).as_string()
 
 
 @dataclass(frozen=True, order=True)
@@ -64,7 +73,8 @@ class TableName:
 
     @property
     def sql(self) -> str:
-        return f"{quote(self.schema)}.{quote(self.name)}"
+        """`"schema"."name"`; a dot inside either part stays inside its quotes."""
+        return Identifier(self.schema, self.name).as_string()
 
     @property
     def regclass_literal(self) -> str:

@@ -7,6 +7,7 @@ depends on, so the order between them is unknown) is a MigrationGraphError namin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 from .errors import MigrationGraphError, UnknownMigrationError
@@ -43,7 +44,8 @@ class MigrationSet:
         return self.migrations[name]
 
     def ordered(self) -> list[Migration]:
-        """Dependencies first; ties broken by name so the order is stable."""
+        """Dependencies first; among the migrations ready at once, the first by name, so the
+        order is stable."""
         for m in self.migrations.values():
             for dep in m.depends_on:
                 if dep not in self.migrations:
@@ -56,26 +58,30 @@ class MigrationSet:
                 f"{self.folder}: depends_on: two or more heads ({', '.join(heads)}); make one depend "
                 "on the other so their order is defined"
             )
+        sorter = TopologicalSorter({name: m.depends_on for name, m in self.migrations.items()})
+        try:
+            sorter.prepare()
+        except CycleError as exc:
+            raise self._cycle_error(exc.args[1]) from None
         order: list[Migration] = []
-        state: dict[str, str] = {}
-
-        def visit(name: str, path: list[str]) -> None:
-            if state.get(name) == "done":
-                return
-            if state.get(name) == "visiting":
-                cycle = path[path.index(name):] + [name]
-                raise MigrationGraphError(
-                    f"{self.migrations[name].file}: depends_on: cycle {' -> '.join(cycle)}"
-                )
-            state[name] = "visiting"
-            for dep in sorted(self.migrations[name].depends_on):
-                visit(dep, path + [name])
-            state[name] = "done"
+        ready: list[str] = []
+        while sorter.is_active():
+            # one at a time, so a migration freed by the one just placed competes by name too
+            ready = sorted(ready + list(sorter.get_ready()))
+            name = ready.pop(0)
             order.append(self.migrations[name])
-
-        for name in sorted(self.migrations):
-            visit(name, [])
+            sorter.done(name)
         return order
+
+    def _cycle_error(self, cycle: list[str]) -> MigrationGraphError:
+        """graphlib lists a cycle dependency first and repeats its first name last; we say it as
+        `a -> b -> a` ("a depends on b"), starting at the first name so the message is stable."""
+        path = list(reversed(cycle))[:-1]
+        first = path.index(min(path))
+        path = path[first:] + path[:first] + [path[first]]
+        return MigrationGraphError(
+            f"{self.migrations[path[0]].file}: depends_on: cycle {' -> '.join(path)}"
+        )
 
     def heads(self) -> set[str]:
         depended = {d for m in self.migrations.values() for d in m.depends_on}

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 SERVER_URL = os.environ.get(
     "MIGRATION_DAGS_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -21,17 +22,18 @@ _counter = itertools.count()
 
 
 def _url_for(db: str) -> str:
-    return re.sub(r"/[^/?]*(\?|$)", f"/{db}\\1", SERVER_URL.rstrip("/"), count=1) if "/" in SERVER_URL.split("://", 1)[1] else f"{SERVER_URL}/{db}"
+    """SERVER_URL's server, database `db`: a key=value string, which every caller accepts."""
+    return make_conninfo(SERVER_URL, dbname=db)
 
 
 def create_database(prefix: str = "mdg_test") -> tuple[str, str]:
     name = f"{prefix}_{os.getpid()}_{next(_counter)}"
     with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return name, _url_for(name)
 
 
 def drop_database(name: str) -> None:
     with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

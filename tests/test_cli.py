@@ -217,3 +217,69 @@ def test_the_installed_command_runs_up_and_keeps_dagster_quiet(folder, items_url
     lines = done.stderr.splitlines()
     assert lines and all(line.startswith("migration-dags: ") for line in lines), done.stderr
     assert run_count(home) == 5
+
+
+def test_global_options_after_the_command_win_over_those_before(capsys, folder, items_url):
+    code, out, err = run(capsys, "--database-url", DEAD_URL, "--migrations-dir", "/nowhere",
+                         "plan", "add_flag", "--database-url", items_url, "--migrations-dir", str(folder))
+
+    assert code == 0, err
+    assert "-- ===== schema_change =====" in out
+
+
+def test_a_flag_before_the_command_holds_for_the_command(capsys, folder, items_url, monkeypatch):
+    def broken(self):
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(MigrationEngine, "status", broken)
+
+    code, _, err = run(capsys, "--debug", "status", "add_flag", "--migrations-dir", str(folder),
+                       "--database-url", items_url)
+
+    assert code == 1 and err[0] == "Traceback (most recent call last):"
+
+
+@pytest.mark.parametrize("command", ["plan", "up"])
+def test_an_unreadable_database_url_exits_2_naming_the_option(capsys, folder, home, command):
+    code, out, err = run(capsys, command, "add_flag", "--migrations-dir", str(folder),
+                         "--database-url", "not-a-url")
+
+    assert code == 2 and out == ""
+    assert len(err) == 1 and err[0].startswith("migration-dags: error: cannot read the database URL "
+                                               "'not-a-url': ")
+    assert "--database-url" in err[0]
+    assert run_count(home) == 0
+
+
+def test_a_usage_error_returns_2_with_the_usage_and_one_error_line(capsys):
+    code, out, err = run(capsys, "plan")
+
+    assert code == 2 and out == ""
+    assert err == ["Usage: migration-dags plan [OPTIONS] NAME",
+                   "migration-dags plan: error: Missing argument 'NAME'."]
+
+    code, _, err = run(capsys, "nope")
+    assert code == 2 and err[-1] == "migration-dags: error: No such command 'nope'."
+
+
+def test_help_returns_0_and_lists_the_commands_in_their_order(capsys):
+    code, out, _ = run(capsys, "--help")
+
+    assert code == 0
+    rows = out.split("Commands:\n")[1].splitlines()
+    commands = [row.split()[0] for row in rows if row.startswith("  ") and not row.startswith("   ")]
+    assert commands == ["list", "plan", "up", "down", "restore", "status", "audit"]
+
+
+def test_ctrl_c_exits_130_with_one_line(capsys, folder, items_url, monkeypatch):
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MigrationEngine, "status", interrupted)
+
+    code, _, err = run(capsys, "status", "add_flag", "--migrations-dir", str(folder),
+                       "--database-url", items_url)
+
+    assert code == 130
+    assert err == ["migration-dags: error: interrupted; a step that was running has undone its own "
+                   "partial work or will resume where it stopped"]

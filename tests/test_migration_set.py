@@ -24,6 +24,24 @@ def test_orders_dependencies_first(migrations_dir):
     assert names == ["a_first", "b_second", "c_third"]
 
 
+def test_among_migrations_ready_together_the_first_name_goes_first(migrations_dir):
+    add(migrations_dir, "a_needs_c", ["c_root"])
+    add(migrations_dir, "b_root")
+    add(migrations_dir, "c_root")
+    add(migrations_dir, "d_head", ["a_needs_c", "b_root"])
+    names = [m.name for m in MigrationSet.load(migrations_dir).ordered()]
+    assert names == ["b_root", "c_root", "a_needs_c", "d_head"]
+
+
+def test_a_cycle_is_named_in_depends_on_order_from_its_first_file(migrations_dir):
+    add(migrations_dir, "b", ["a"])
+    add(migrations_dir, "a", ["c"])
+    add(migrations_dir, "c", ["b"])
+    with pytest.raises(MigrationGraphError) as info:
+        MigrationSet.load(migrations_dir)
+    assert str(info.value) == f"{migrations_dir / 'a.yaml'}: depends_on: cycle a -> c -> b -> a"
+
+
 def test_cycle_is_an_error_naming_the_cycle(migrations_dir):
     add(migrations_dir, "a", ["c"])
     add(migrations_dir, "b", ["a"])

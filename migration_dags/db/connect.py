@@ -1,32 +1,83 @@
 """Connections to the target database: every one autocommit, named after the tool, and a failure
-to connect is a DatabaseUnavailableError (exit 5) that never shows the password."""
+to connect is a DatabaseUnavailableError (exit 5) that never shows the password.
+
+A database URL is whatever libpq reads (`postgresql://user:pw@host:5432/db`, the socket form
+`postgresql://user@/db?host=/run/dir`, or `host=... dbname=...` pairs), and SQLAlchemy's
+`postgresql+driver://` spelling too. psycopg.conninfo does the reading, so a percent-encoded
+password is decoded by the same rules libpq applies; one it cannot read is a DatabaseUrlError
+(exit 2) before any connection is tried.
+"""
 
 from __future__ import annotations
 
-import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ..errors import DatabaseUnavailableError
+from ..errors import DatabaseUnavailableError, DatabaseUrlError
 
 APP_PREFIX = "migration-dags"
+HIDDEN = "***"
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def libpq_url(url: str) -> str:
-    """Accept SQLAlchemy-style URLs too: drop a `+driver` suffix."""
-    return re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)
+    """`url` as libpq reads it: a SQLAlchemy-style `postgresql+psycopg://` loses its driver; a
+    string libpq cannot read is a DatabaseUrlError naming the fix."""
+    scheme, separator, rest = url.partition("://")
+    base, plus, _driver = scheme.partition("+")
+    if separator and plus and base in _POSTGRES_SCHEMES:
+        url = f"postgresql://{rest}"
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        shown = display_url(url)
+        # libpq quotes a URL it cannot parse whole, password included
+        raise DatabaseUrlError(shown, _one_line(exc).replace(url, shown)) from exc
+    return url
 
 
 def display_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+    """The URL (or key=value string) without its password, for messages."""
+    if "://" in url:
+        return _url_without_password(url)
+    try:
+        parameters = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        # unreadable, so where a password would be is unknown: show it only if it names none
+        return url if "password" not in url else HIDDEN
+    if "password" not in parameters:
+        return url
+    return make_conninfo(**{**parameters, "password": HIDDEN})
 
 
 def connect(url: str, application_name: str = APP_PREFIX) -> psycopg.Connection:
+    conninfo = libpq_url(url)
     try:
         return psycopg.connect(
-            libpq_url(url), autocommit=True, application_name=application_name[:63], connect_timeout=10
+            conninfo, autocommit=True, application_name=application_name[:63], connect_timeout=10
         )
     except psycopg.OperationalError as exc:
-        cause = " ".join(str(exc).split()) or type(exc).__name__
-        raise DatabaseUnavailableError(display_url(url), cause) from exc
+        raise DatabaseUnavailableError(display_url(url), _one_line(exc)) from exc
+
+
+def _url_without_password(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:  # a malformed host (an unclosed "[" of an IPv6 address): show no part of it
+        return f"{url.partition('://')[0]}://{HIDDEN}"
+    netloc, query = parts.netloc, parts.query
+    if has_password:
+        # the last "@" ends the user info, so a password holding a bare "@" is hidden whole
+        user_info, _, host_port = netloc.rpartition("@")
+        netloc = f"{user_info.partition(':')[0]}:{HIDDEN}@{host_port}"
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(key == "password" for key, _ in pairs):
+        query = urlencode([(k, HIDDEN if k == "password" else v) for k, v in pairs], safe="/*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

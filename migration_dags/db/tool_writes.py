@@ -7,6 +7,8 @@ whose work its statement already does (mark_backfill_of), and only that one skip
 
 from __future__ import annotations
 
+from ..identifiers import literal
+
 TOOL_WRITE_SETTING = "migration_dags.backfill"
 MARK_TOOL_WRITE = f"SET LOCAL {TOOL_WRITE_SETTING} = 'on'"
 
@@ -15,12 +17,10 @@ def mark_backfill_of(trigger: str | None) -> str:
     """SET LOCAL for one backfill batch: only the trigger whose work the batch's statement already
     does (the operation's own sync trigger) may skip it; every other sync trigger still fires, so a
     backfill that writes a column another operation's trigger reads keeps that one in step."""
-    value = trigger or "none"
-    return f"SET LOCAL {TOOL_WRITE_SETTING} = '{value.replace(chr(39), chr(39) * 2)}'"
+    return f"SET LOCAL {TOOL_WRITE_SETTING} = {literal(trigger or 'none')}"
 
 
 def skip_writes_of(trigger: str) -> str:
     """A trigger's WHEN clause: fire unless the write is a restore ('on') or its own backfill."""
-    name = trigger.replace("'", "''")
     return (f"coalesce(current_setting('{TOOL_WRITE_SETTING}', true), '') "
-            f"NOT IN ('on', '{name}')")
+            f"NOT IN ('on', {literal(trigger)})")

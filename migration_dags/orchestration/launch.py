@@ -17,8 +17,10 @@ DAGSTER_HOME comes from settings.dagster_home(); run logs stay in the instance, 
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -211,6 +213,17 @@ class Launcher:
             metadata = {k: v.value for k, v in observation.metadata.items()}
             runs.append(StepRun(observation.asset_key.path[-1], "down", run_id, metadata))
         return runs
+
+
+def quiet_console(verbose: bool) -> None:
+    """Unless verbose: Dagster's own console logging off (the runs' logs stay in the instance)
+    and its API-stability notices (beta, preview, superseded), which are for our code's authors,
+    not for users, silenced."""
+    if verbose:
+        return
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 @contextmanager
