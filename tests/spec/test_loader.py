@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import pytest
 
 from migration_dags.errors import SpecError, UnsafeIdentifierError
 from migration_dags.identifiers import TableName
-from migration_dags.spec import load_migration
+from migration_dags.spec import MigrationSettings, load_migration
 
 GOOD = """
 name: {name}
@@ -90,6 +91,8 @@ MALFORMED = {
         "name: {n}\noperations: [{add_column: {table: t, column: {name: c, type: int, nullable: false}}}]\n",
         "operations[0].add_column.column.nullable"),
     "tables_not_list": ("name: {n}\ntables: users\noperations: [{raw_sql: {up: x, down: y}}]\n", "tables"),
+    "tables_item_not_a_name": (
+        "name: {n}\ntables: [users, 7]\noperations: [{raw_sql: {up: x, down: y}}]\n", "tables[1]"),
     "empty_file": ("", "(top level)"),
 }
 
@@ -128,6 +131,26 @@ def test_unsafe_identifiers_are_refused(migrations_dir, name, why):
         load_migration(path)
     assert "operations[0].add_column.column.name" in str(info.value)
     assert why in str(info.value)
+
+
+def test_a_key_without_a_value_is_left_out(migrations_dir):
+    text = """
+    name: blanks
+    description:
+    settings: {retries: ~}
+    operations:
+      - add_column: {table: users, column: {name: c, type: int, default: ~}, up: ~}
+    """
+    m = load_migration(write(migrations_dir, "blanks", text))
+    assert m.description == "" and m.settings == MigrationSettings()
+    assert m.operations[0].default is None and m.operations[0].up is None
+
+
+def test_every_setting_can_be_written_in_the_file(migrations_dir):
+    written = {f.name: getattr(MigrationSettings(), f.name) + 1 for f in dataclasses.fields(MigrationSettings)}
+    text = f"name: all_settings\nsettings: {written}\noperations: [{{raw_sql: {{up: x, down: y}}}}]\n"
+    m = load_migration(write(migrations_dir, "all_settings", text))
+    assert m.settings == MigrationSettings(**written)
 
 
 def test_missing_file_is_a_spec_error(tmp_path):

@@ -1,0 +1,20 @@
+"""Migration files: YAML in, a checked `Migration` out, or a one-line SpecError naming file and field.
+
+    models.py        what a migration file may hold, declared (pydantic)
+    types.py         the field types those models are written in (identifiers, tables, SQL, ...)
+    problems.py      a validator's problem -> SpecError(file, field path, message)
+    loader.py        load_migration(path) -> Migration
+    migration.py     Migration (with MigrationSettings, ValidationSpec): the loaded file
+"""
+
+from .loader import load_migration
+from .migration import Migration, MigrationSettings, ValidationSpec
+from .models import NAME_PATTERN
+
+__all__ = [
+    "Migration",
+    "MigrationSettings",
+    "NAME_PATTERN",
+    "ValidationSpec",
+    "load_migration",
+]
