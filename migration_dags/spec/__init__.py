@@ -3,6 +3,7 @@
     models.py        what a migration file may hold, declared (pydantic)
     types.py         the field types those models are written in (identifiers, tables, SQL, ...)
     problems.py      a validator's problem -> SpecError(file, field path, message)
+    strict_yaml.py   YAML that refuses a key written twice
     loader.py        load_migration(path) -> Migration
     migration.py     Migration (with MigrationSettings, ValidationSpec): the loaded file
 """

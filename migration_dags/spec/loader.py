@@ -1,7 +1,7 @@
 """load_migration: a migration file in, a checked `Migration` out, or one SpecError line.
 
-Three stages, each naming the file and the field of the first problem: reading the YAML,
-validating it against the declared models (models.py and each
+Three stages, each naming the file and the field of the first problem: reading the YAML (strictly:
+a key written twice is an error), validating it against the declared models (models.py and each
 operation's body), and building the operation objects from the validated bodies.
 """
 
@@ -18,6 +18,7 @@ from ..operations.base import OPERATION_TYPES, Operation
 from .migration import Migration
 from .models import migration_file_model
 from .problems import spec_error
+from .strict_yaml import DuplicateKeyError, load_strict
 
 
 def load_migration(path: Path) -> Migration:
@@ -50,7 +51,9 @@ def _read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise SpecError(file, "(file)", f"cannot read: {exc.strerror}") from exc
     try:
-        return yaml.safe_load(text)
+        return load_strict(text)
+    except DuplicateKeyError as exc:
+        raise SpecError(file, exc.path, exc.problem) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"
