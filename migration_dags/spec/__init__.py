@@ -6,8 +6,10 @@
     strict_yaml.py   YAML that refuses a key written twice
     loader.py        load_migration(path) -> Migration
     migration.py     Migration (with MigrationSettings, ValidationSpec): the loaded file
+    json_schema.py   the JSON Schema of a migration file, for editors (migration.schema.json)
 """
 
+from .json_schema import migration_json_schema
 from .loader import load_migration
 from .migration import Migration, MigrationSettings, ValidationSpec
 from .models import NAME_PATTERN
@@ -18,4 +20,5 @@ __all__ = [
     "NAME_PATTERN",
     "ValidationSpec",
     "load_migration",
+    "migration_json_schema",
 ]
