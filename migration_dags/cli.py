@@ -108,6 +108,15 @@ def cmd_plan(options: GlobalOptions, name: str, offline: bool) -> int:
     return 0
 
 
+@command("schema", "print the JSON Schema of a migration file (editors validate assets/*.yaml "
+         "with it; the shipped copy is migration_dags/spec/migration.schema.json)")
+def cmd_schema(options: GlobalOptions) -> int:
+    from .spec import migration_json_schema
+
+    print(json.dumps(migration_json_schema(), indent=2))
+    return 0
+
+
 @command("up", "run every step not applied yet, each as a Dagster run", migration_name())
 def cmd_up(options: GlobalOptions, name: str) -> int:
     launch = _launch_module(options)

@@ -18,3 +18,15 @@ def test_plan_offline_prints_five_steps_with_no_database(capsys, monkeypatch):
     for step in ("backup", "schema_change", "backfill", "validation", "cutover"):
         assert f"-- ===== {step} =====" in out
     assert 'ADD COLUMN IF NOT EXISTS "email_verified" boolean DEFAULT false;' in out
+
+
+def test_schema_prints_the_shipped_json_schema(capsys):
+    import json
+
+    from migration_dags.spec import migration_json_schema
+
+    assert cli.main(["schema"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == migration_json_schema()
+    shipped = json.loads((REPO / "migration_dags" / "spec" / "migration.schema.json").read_text())
+    assert printed == shipped

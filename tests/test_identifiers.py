@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from migration_dags.fields import FieldReader
+from pydantic import TypeAdapter
+
+from migration_dags.spec.types import TableRef
 from migration_dags.identifiers import TableName, literal, quote
 
 ODD_NAMES = ["Order Items", '"weird"', "ÜberTabelle", "it's", "back\\slash", "a.b"]
@@ -37,7 +39,7 @@ def test_an_odd_table_name_is_created_found_and_written_as_written(conn, name):
 
 
 def test_a_dotted_name_in_the_mapping_form_is_one_table_in_its_schema(conn):
-    table = FieldReader("f.yaml", "", {"table": {"schema": "Sales Dept", "name": "a.b"}}).table()
+    table = TypeAdapter(TableRef).validate_python({"schema": "Sales Dept", "name": "a.b"})
     conn.execute(f"CREATE SCHEMA {quote(table.schema)}")
     conn.execute(f"CREATE TABLE {table.sql} (id int)")
 

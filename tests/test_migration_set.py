@@ -7,6 +7,8 @@ import pytest
 from migration_dags.errors import MigrationGraphError, UnknownMigrationError
 from migration_dags.migration_set import MigrationSet
 
+pytestmark = pytest.mark.offline
+
 
 def add(folder, name, depends_on=()):
     deps = ", ".join(depends_on)

@@ -1,31 +1,19 @@
-"""Operation types by the key a migration file uses for them. One module per type."""
+"""Operation types by the key a migration file uses for them. One module per type.
+
+Every module of this package is imported here, and each operation class registers itself
+(`class AddColumn(Operation, kind="add_column", spec=AddColumnSpec)`), so a new operation type is
+exactly one new module.
+"""
 
 from __future__ import annotations
 
-from .add_check import AddCheck
-from .add_column import AddColumn
-from .add_foreign_key import AddForeignKey
-from .alter_column import AlterColumn
-from .backfill import Backfill
-from .base import Operation
-from .create_index import CreateIndex
-from .create_table import CreateTable
-from .drop_column import DropColumn
-from .raw_sql import RawSql
-from .rename_column import RenameColumn
+import importlib
+import pkgutil
 
-OPERATION_TYPES: dict[str, type[Operation]] = {
-    op.kind: op
-    for op in (
-        AddColumn,
-        RawSql,
-        CreateTable,
-        CreateIndex,
-        AddForeignKey,
-        AddCheck,
-        RenameColumn,
-        DropColumn,
-        Backfill,
-        AlterColumn,
-    )
-}
+from .base import OPERATION_TYPES, Operation
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.ispkg:
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["OPERATION_TYPES", "Operation"]

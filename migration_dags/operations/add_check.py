@@ -15,20 +15,28 @@ from __future__ import annotations
 
 from ..actions import Action
 from ..errors import SchemaValidationError
-from ..fields import FieldReader
 from ..identifiers import TableName
 from ..schema_model import SchemaModel
+from ..spec.types import Identifier, SpecModel, Sql, TableRef
 from .base import OpContext, Operation, ParityCheck
 from .common.constraints import add_then_validate, drop_constraint, validated_check
 
 
-class AddCheck(Operation):
-    kind = "add_check"
+class AddCheckSpec(SpecModel):
+    """A CHECK constraint, added NOT VALID then validated (no long lock)."""
 
-    def read(self, reader: FieldReader) -> None:
-        self.table: TableName = reader.table()
-        self.name: str = reader.identifier("name")
-        self.check: str = reader.sql("check")
+    table: TableRef
+    name: Identifier
+    """The constraint's name."""
+    check: Sql
+    """The condition every row must meet, as SQL over the row: price >= 0."""
+
+
+class AddCheck(Operation, kind="add_check", spec=AddCheckSpec):
+    def read(self, spec: AddCheckSpec) -> None:
+        self.table: TableName = spec.table
+        self.name: str = spec.name
+        self.check: str = spec.check
 
     def tables(self) -> set[TableName]:
         return {self.table}

@@ -21,11 +21,14 @@ of the same table, the second one's up may read the column the first one fills.
 
 from __future__ import annotations
 
+from pydantic import model_validator
+
 from ..actions import Action
 from ..errors import ColumnAlreadyExistsError, NoPrimaryKeyError
-from ..fields import FieldReader
 from ..identifiers import TableName, quote, short_name
 from ..schema_model import ColumnModel, SchemaModel
+from ..spec.problems import problem
+from ..spec.types import Flag, Identifier, OptionalSql, SpecModel, SqlType, TableRef
 from .base import (
     RANGE_PLACEHOLDER,
     BackfillTask,
@@ -34,28 +37,47 @@ from .base import (
     ParityCheck,
     constraint_exists_sql,
 )
-from .common.reading import optional_sql
 from ..db import skip_writes_of
 from .common.triggers import drop_row_trigger, row_expression, row_trigger
 
 
-class AddColumn(Operation):
-    kind = "add_column"
+class NewColumn(SpecModel):
+    """The column to add."""
 
-    def read(self, reader: FieldReader) -> None:
-        self.table: TableName = reader.table()
-        col = reader.mapping("column")
-        self.column: str = col.identifier("name")
-        self.type_sql: str = col.type_sql()
-        self.default: str | None = optional_sql(col, "default")
-        self.nullable: bool = col.boolean("nullable", True)
-        col.finish()
-        self.up: str | None = optional_sql(reader, "up")
-        if not self.nullable and self.default is None and self.up is None:
-            raise reader.error(
-                "column.nullable",
+    name: Identifier
+    type: SqlType
+    default: OptionalSql | None = None
+    """Its default, as SQL: 'false', 0, now()."""
+    nullable: Flag = True
+    """false: NOT NULL from cutover on (existing rows need a default or an up)."""
+
+
+class AddColumnSpec(SpecModel):
+    """A new column, filled for existing rows by `up` and kept in step with live writes."""
+
+    table: TableRef
+    column: NewColumn
+    up: OptionalSql | None = None
+    """Its value for existing rows and live writes, as SQL over the row's columns."""
+
+    @model_validator(mode="after")
+    def _not_null_is_filled(self) -> "AddColumnSpec":
+        if not self.column.nullable and self.column.default is None and self.up is None:
+            raise problem(
                 "a NOT NULL column needs a default or an up expression to fill existing rows",
+                at="column.nullable",
             )
+        return self
+
+
+class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
+    def read(self, spec: AddColumnSpec) -> None:
+        self.table: TableName = spec.table
+        self.column: str = spec.column.name
+        self.type_sql: str = spec.column.type
+        self.default: str | None = spec.column.default
+        self.nullable: bool = spec.column.nullable
+        self.up: str | None = spec.up
 
     def tables(self) -> set[TableName]:
         return {self.table}

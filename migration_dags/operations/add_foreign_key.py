@@ -18,34 +18,55 @@ non-NULL and match no referenced row: MATCH SIMPLE), with up to 20 sample keys.
 
 from __future__ import annotations
 
+from pydantic import model_validator
+
 from ..actions import Action
 from ..errors import ColumnDoesNotExistError, SchemaValidationError
-from ..fields import FieldReader
 from ..identifiers import TableName, quote, short_name
 from ..schema_model import SchemaModel
+from ..spec.problems import problem
+from ..spec.types import Identifier, Names, SpecModel, TableRef
 from .base import OpContext, Operation, ParityCheck
 from .common.constraints import add_then_validate, drop_constraint, validated_check
-from .create_table import read_on_delete
+from .create_table import OnDelete
 
 
-class AddForeignKey(Operation):
-    kind = "add_foreign_key"
+class ReferencedColumns(SpecModel):
+    """The referenced table and its columns, in the order of `columns`."""
 
-    def read(self, reader: FieldReader) -> None:
-        self.table: TableName = reader.table()
-        self.columns: list[str] = reader.identifiers("columns")
-        ref = reader.mapping("references")
-        self.ref_table: TableName = ref.table()
-        self.ref_columns: list[str] = ref.identifiers("columns")
-        ref.finish()
-        if len(self.ref_columns) != len(self.columns):
-            raise reader.error(
-                "references.columns",
-                f"names {len(self.ref_columns)} columns but columns names {len(self.columns)}",
+    table: TableRef
+    columns: Names
+
+
+class AddForeignKeySpec(SpecModel):
+    """A foreign key, added NOT VALID then validated (no long lock)."""
+
+    table: TableRef
+    columns: Names
+    references: ReferencedColumns
+    name: Identifier | None = None
+    """The constraint's name; default <table>_<columns>_fkey."""
+    on_delete: OnDelete | None = None
+
+    @model_validator(mode="after")
+    def _as_many_columns_as_referenced(self) -> "AddForeignKeySpec":
+        if len(self.references.columns) != len(self.columns):
+            raise problem(
+                f"names {len(self.references.columns)} columns but columns names {len(self.columns)}",
+                at="references.columns",
             )
+        return self
+
+
+class AddForeignKey(Operation, kind="add_foreign_key", spec=AddForeignKeySpec):
+    def read(self, spec: AddForeignKeySpec) -> None:
+        self.table: TableName = spec.table
+        self.columns: list[str] = spec.columns
+        self.ref_table: TableName = spec.references.table
+        self.ref_columns: list[str] = spec.references.columns
         default = short_name(f"{self.table.name}_{'_'.join(self.columns)}_fkey")
-        self.name: str = reader.identifier("name", required=False) or default
-        self.on_delete: str | None = read_on_delete(reader, "on_delete")
+        self.name: str = spec.name or default
+        self.on_delete: str | None = spec.on_delete
 
     def tables(self) -> set[TableName]:
         return {self.table}

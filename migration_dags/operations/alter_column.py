@@ -37,10 +37,10 @@ from ..errors import (
     NoPrimaryKeyError,
     SchemaValidationError,
 )
-from ..fields import FieldReader
 from ..identifiers import TableName, literal, quote, short_name
 from ..db import MARK_TOOL_WRITE, skip_writes_of
 from ..schema_model import SchemaModel
+from ..spec.types import Identifier, OptionalSql, SpecModel, Sql, SqlType, TableRef
 from .add_column import not_null_actions
 from .base import (
     RANGE_PLACEHOLDER,
@@ -61,16 +61,29 @@ from ..state.saved_columns import (
 from .common.triggers import drop_row_trigger, function_sql
 
 
-class AlterColumn(Operation):
-    kind = "alter_column"
+class AlterColumnSpec(SpecModel):
+    """Change a column's type with zero downtime: a shadow column kept in step until cutover."""
 
-    def read(self, reader: FieldReader) -> None:
-        self.table: TableName = reader.table()
-        self.column: str = reader.identifier("column")
-        self.type_sql: str = reader.type_sql("type")
-        self.up: str = reader.sql("up")
-        self.down: str = reader.sql("down")
-        self.default: str | None = reader.sql("default", required=False)
+    table: TableRef
+    column: Identifier
+    type: SqlType
+    """The new type."""
+    up: Sql
+    """Old value -> new, as SQL over the row: replace(price, ',', '.')::numeric(10,2)."""
+    down: Sql
+    """New value -> old, as SQL where the column's name stands for the new value: price::text."""
+    default: OptionalSql | None = None
+    """The default in the new type (SQL); needed when the column has one."""
+
+
+class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
+    def read(self, spec: AlterColumnSpec) -> None:
+        self.table: TableName = spec.table
+        self.column: str = spec.column
+        self.type_sql: str = spec.type
+        self.up: str = spec.up
+        self.down: str = spec.down
+        self.default: str | None = spec.default
 
     def tables(self) -> set[TableName]:
         return {self.table}

@@ -40,61 +40,83 @@ rows that unbackfill does not restore, and the backup step's down will report it
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
+
 from ..actions import Action
 from ..errors import (
     ColumnDoesNotExistError,
     NoPrimaryKeyError,
     SchemaValidationError,
-    UnsafeIdentifierError,
 )
-from ..fields import FieldReader
-from ..identifiers import TableName, identifier_problem, quote
+from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
+from ..spec.problems import describe, problem
+from ..spec.types import Identifier, Names, OptionalSql, SpecModel, Sql, TableRef
 from .base import RANGE_PLACEHOLDER, BackfillTask, OpContext, Operation, ParityCheck
-from .common.reading import optional_sql
 from .common.restore import delete_rows_not_in_backup, restore_columns
 
 ROWS = "{rows}"
 
 
-class Backfill(Operation):
-    kind = "backfill"
+def _some_columns(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise problem(f"must be a mapping, got {describe(value)}")
+    if not value:
+        raise problem("must name at least one column")
+    return value
 
-    def read(self, reader: FieldReader) -> None:
-        self.table: TableName = reader.table()
-        has_set, has_insert = reader.raw("set") is not None, reader.raw("insert") is not None
-        if has_set == has_insert:
-            raise reader.error("set", "give exactly one of set (update rows in place) and insert")
-        self.set: dict[str, str] = self._read_set(reader) if has_set else {}
-        self.predicate: str | None = optional_sql(reader, "where")
+
+def _batch_select(select: str) -> str:
+    select = select.strip().rstrip(";").strip()
+    if select.count(ROWS) != 1:
+        raise problem("must use {rows} exactly once, where the batch's rows of `table` go: "
+                      "... FROM {rows} AS t ...")
+    return select
+
+
+class InsertSpec(SpecModel):
+    """Rows derived from `table`, inserted into another table (ON CONFLICT DO NOTHING)."""
+
+    into: TableRef
+    """The table rows go into; it needs a primary key or unique NOT NULL key."""
+    columns: Names
+    """The columns of `into` the select fills, in its order."""
+    select: Annotated[Sql, AfterValidator(_batch_select)]
+    """SQL selecting the rows; {rows} stands for this batch's rows of `table`:
+    SELECT o.id, o.quantity * o.unit_price FROM {rows} AS o"""
+
+
+class BackfillSpec(SpecModel):
+    """A data change over `table` in key-range batches: set columns in place, or insert rows."""
+
+    table: TableRef
+    """The table whose rows the batches are cut from."""
+    set: Annotated[dict[Identifier, Sql], BeforeValidator(_some_columns)] | None = None
+    """column: SQL over the row, e.g. {email_verified: "true"}."""
+    where: OptionalSql | None = None
+    """Only rows matching this SQL condition (with set)."""
+    insert: InsertSpec | None = None
+
+    @classmethod
+    def check_keys(cls, data: dict[str, Any]) -> None:
+        if ("set" in data) == ("insert" in data):
+            raise problem("give exactly one of set (update rows in place) and insert", at="set")
+        if "insert" in data and "where" in data:
+            raise problem("belongs in insert.select (filter the {rows} there)", at="where")
+
+
+class Backfill(Operation, kind="backfill", spec=BackfillSpec):
+    def read(self, spec: BackfillSpec) -> None:
+        self.table: TableName = spec.table
+        self.set: dict[str, str] = dict(spec.set or {})
+        self.predicate: str | None = spec.where
         self.into: TableName | None = None
-        if has_insert:
-            if self.predicate is not None:
-                raise reader.error("where", "belongs in insert.select (filter the {rows} there)")
-            self._read_insert(reader.mapping("insert"))
-
-    def _read_set(self, reader: FieldReader) -> dict[str, str]:
-        sub = reader.mapping("set")
-        if not sub.data:
-            raise reader.error("set", "must name at least one column")
-        values = {}
-        for column in list(sub.data):
-            problem = identifier_problem(column)
-            if problem:
-                raise UnsafeIdentifierError(reader.file, sub.field_path(str(column)), f"identifier {problem}")
-            values[column] = sub.sql(column)
-        sub.finish()
-        return values
-
-    def _read_insert(self, sub: FieldReader) -> None:
-        self.into = sub.table("into")
-        self.insert_columns: list[str] = sub.identifiers("columns")
-        select = sub.sql("select").strip().rstrip(";").strip()
-        if select.count(ROWS) != 1:
-            raise sub.error("select", "must use {rows} exactly once, where the batch's rows of "
-                                      "`table` go: ... FROM {rows} AS t ...")
-        self.select = select
-        sub.finish()
+        if spec.insert is not None:
+            self.into = spec.insert.into
+            self.insert_columns: list[str] = spec.insert.columns
+            self.select: str = spec.insert.select
 
     # -- tables --------------------------------------------------------------------------------
     def tables(self) -> set[TableName]:

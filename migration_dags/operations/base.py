@@ -16,15 +16,15 @@ An operation is data read from a migration file. It never runs SQL: each verb re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..actions import Action
 from ..errors import ColumnDoesNotExistError, TableDoesNotExistError
-from ..fields import FieldReader
 from ..identifiers import TableName
 from ..schema_model import ColumnModel, SchemaModel, TableModel
 
 if TYPE_CHECKING:
+    from ..spec.types import SpecModel
     from ..state.saved_columns import SavedColumn
 
 RANGE_PLACEHOLDER = "/*migration_dags:key_range*/TRUE"
@@ -82,18 +82,41 @@ class ParityCheck:
     sample_sql: str | None = None  # up to 20 offending keys, as text
 
 
-class Operation:
-    kind: ClassVar[str] = ""
+# kind -> operation type; each type adds itself when its module is imported (operations/__init__
+# imports them all)
+OPERATION_TYPES: dict[str, type["Operation"]] = {}
 
-    def __init__(self, reader: FieldReader, index: int):
+
+class Operation:
+    """One operation of a migration file. A type declares its key and its body's model:
+
+        class AddColumn(Operation, kind="add_column", spec=AddColumnSpec): ...
+    """
+
+    kind: ClassVar[str] = ""
+    spec: ClassVar[type["SpecModel"]]
+
+    def __init_subclass__(cls, kind: str = "", spec: type["SpecModel"] | None = None, **rest: Any):
+        super().__init_subclass__(**rest)
+        if not kind:
+            return
+        if spec is None:
+            raise TypeError(f"operation type {cls.__name__} needs spec=<the model of its body>")
+        if kind in OPERATION_TYPES:
+            raise TypeError(f"operation kind {kind!r} is taken by {OPERATION_TYPES[kind].__name__}")
+        cls.kind, cls.spec = kind, spec
+        OPERATION_TYPES[kind] = cls
+
+    def __init__(self, spec: "SpecModel", index: int, file: str):
+        """From the validated body of operations[index] in `file`."""
         self.index = index
-        self.where = f"{reader.file}: operations[{index}].{self.kind}"
-        self.file = reader.file
-        self.read(reader)
-        reader.finish()
+        self.where = f"{file}: operations[{index}].{self.kind}"
+        self.file = file
+        self.read(spec)
 
     # -- reading ---------------------------------------------------------------------------
-    def read(self, reader: FieldReader) -> None:
+    def read(self, spec: Any) -> None:
+        """Take the fields the verbs use from the validated body (an instance of `self.spec`)."""
         raise NotImplementedError
 
     def tables(self) -> set[TableName]:

@@ -25,30 +25,52 @@ is made when the action runs (only_if), so `plan` shows both.
 
 from __future__ import annotations
 
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator
+
 from ..actions import Action
 from ..errors import ColumnDoesNotExistError, SchemaValidationError
-from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
+from ..spec.problems import problem
+from ..spec.types import Flag, Identifier, Names, OptionalSql, SpecModel, TableRef
 from .base import OpContext, Operation, ParityCheck
-from .common.reading import optional_sql
 from .common.catalog_sql import all_of, check_count, index_valid_sql, is_partitioned_sql, negate
 
 METHODS = ("btree", "hash", "gist", "gin", "brin", "spgist")
 
 
-class CreateIndex(Operation):
-    kind = "create_index"
+def _method(value: Any) -> str:
+    method = value.lower() if isinstance(value, str) else value
+    if method not in METHODS:
+        raise problem(f"must be one of {', '.join(METHODS)}, got {method!r}")
+    return method
 
-    def read(self, reader: FieldReader) -> None:
-        self.name: str = reader.identifier("name")
-        self.table: TableName = reader.table()
-        self.columns: list[str] = reader.identifiers("columns")
-        self.unique: bool = reader.boolean("unique", False)
-        self.method: str = (reader.string("method", required=False, default="btree") or "").lower()
-        if self.method not in METHODS:
-            raise reader.error("method", f"must be one of {', '.join(METHODS)}, got {self.method!r}")
-        self.predicate: str | None = optional_sql(reader, "where")
+
+class CreateIndexSpec(SpecModel):
+    """An index built CONCURRENTLY, without blocking writes."""
+
+    name: Identifier
+    """The index's name."""
+    table: TableRef
+    columns: Names
+    unique: Flag = False
+    method: Annotated[
+        str, BeforeValidator(_method, json_schema_input_type=Literal[METHODS])
+    ] = "btree"
+    where: OptionalSql | None = None
+    """A partial index: only rows matching this SQL condition."""
+
+
+class CreateIndex(Operation, kind="create_index", spec=CreateIndexSpec):
+    def read(self, spec: CreateIndexSpec) -> None:
+        self.name: str = spec.name
+        self.table: TableName = spec.table
+        self.columns: list[str] = spec.columns
+        self.unique: bool = spec.unique
+        self.method: str = spec.method
+        self.predicate: str | None = spec.where
 
     def tables(self) -> set[TableName]:
         return {self.table}

@@ -20,26 +20,43 @@ built on the table is undone first, since rollbacks run in reverse order.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
 
 from ..actions import Action
 from ..errors import ColumnDoesNotExistError, TableAlreadyExistsError
-from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import ColumnModel, SchemaModel, TableModel
+from ..spec.problems import problem
+from ..spec.types import Flag, Identifier, Names, OptionalSql, SpecModel, SqlType, TableRef, a_list
 from .base import OpContext, Operation
-from .common.reading import optional_sql
 
 ON_DELETE = {"no action": "NO ACTION", "restrict": "RESTRICT", "cascade": "CASCADE",
              "set null": "SET NULL", "set default": "SET DEFAULT"}
 _REFERENCE = re.compile(r"^\s*(?P<table>[^()]+?)\s*\(\s*(?P<column>[^()]+?)\s*\)\s*$")
 
 
-@dataclass(frozen=True)
-class Reference:
-    table: TableName
-    column: str
-    on_delete: str | None = None
+def _on_delete_sql(value: Any) -> str:
+    """`set null`, `SET NULL`, `set  null` -> SET NULL."""
+    rule = ON_DELETE.get(" ".join(value.lower().split())) if isinstance(value, str) else None
+    if rule is None:
+        raise problem(f"must be one of {', '.join(ON_DELETE.values())}, got {value!r}")
+    return rule
+
+
+# What a foreign key does when the referenced row is deleted; validated into its SQL words
+OnDelete = Annotated[
+    str, BeforeValidator(_on_delete_sql, json_schema_input_type=Literal[tuple(ON_DELETE)])
+]
+
+
+class Reference(SpecModel):
+    """A foreign key to one column, as a mapping: for names with parentheses or a delete rule."""
+
+    table: TableRef
+    column: Identifier
+    on_delete: OnDelete | None = None
 
     @property
     def sql(self) -> str:
@@ -47,15 +64,31 @@ class Reference:
         return f"REFERENCES {self.table.sql} ({quote(self.column)}){rule}"
 
 
-@dataclass(frozen=True)
-class ColumnSpec:
-    name: str
-    type_sql: str
-    nullable: bool
-    default: str | None
-    primary_key: bool
-    unique: bool
-    references: Reference | None
+def _reference_from_text(value: Any) -> Any:
+    """`orders(id)` or `sales.orders(id)` -> {table, column}; a mapping goes on to Reference."""
+    if isinstance(value, dict):
+        return value
+    match = _REFERENCE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise problem('must be "table(column)" or a mapping {table, column, on_delete}')
+    return match.groupdict()
+
+
+class ColumnSpec(SpecModel):
+    """One column of the new table."""
+
+    name: Identifier
+    type_sql: SqlType = Field(alias="type")
+    nullable: Flag = True
+    default: OptionalSql | None = None
+    """Its default, as SQL: 0, now()."""
+    primary_key: Flag = False
+    """The table's key is this one column (for a key of several, use the table's primary_key)."""
+    unique: Flag = False
+    references: Annotated[
+        Reference, BeforeValidator(_reference_from_text, json_schema_input_type=str | Reference)
+    ] | None = None
+    """A foreign key: "orders(id)", or {table, column, on_delete}."""
 
     @property
     def sql(self) -> str:
@@ -73,69 +106,38 @@ class ColumnSpec:
         return " ".join(parts)
 
 
-def read_reference(reader: FieldReader, key: str) -> Reference | None:
-    value = reader.raw(key)
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        sub = reader.mapping(key)
-        table, column = sub.table("table"), sub.identifier("column")
-        on_delete = read_on_delete(sub, "on_delete")
-        sub.finish()
-        return Reference(table, column, on_delete)
-    match = _REFERENCE.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise reader.error(key, 'must be "table(column)" or a mapping {table, column, on_delete}')
-    holder = FieldReader(reader.file, reader.field_path(key), dict(match.groupdict()))
-    return Reference(holder.table("table"), holder.identifier("column"))
+class CreateTableSpec(SpecModel):
+    """A new table (new and empty, so never backed up)."""
 
+    table: TableRef
+    columns: Annotated[
+        list[ColumnSpec],
+        BeforeValidator(a_list("must be a non-empty list of columns", non_empty=True)),
+        Field(min_length=1),
+    ]
+    primary_key: Names | None = None
+    """The table's key when it has several columns."""
 
-def read_on_delete(reader: FieldReader, key: str) -> str | None:
-    value = reader.string(key, required=False)
-    if value is None:
-        return None
-    rule = ON_DELETE.get(" ".join(value.lower().split()))
-    if rule is None:
-        raise reader.error(key, f"must be one of {', '.join(ON_DELETE.values())}, got {value!r}")
-    return rule
-
-
-class CreateTable(Operation):
-    kind = "create_table"
-
-    def read(self, reader: FieldReader) -> None:
-        self.table: TableName = reader.table()
-        raw = reader.raw("columns", required=True)
-        if not isinstance(raw, list) or not raw:
-            raise reader.error("columns", "must be a non-empty list of columns")
-        self.columns = [self._read_column(reader, i, c) for i, c in enumerate(raw)]
+    @model_validator(mode="after")
+    def _columns_and_key_agree(self) -> "CreateTableSpec":
         names = [c.name for c in self.columns]
         for i, name in enumerate(names):
             if name in names[:i]:
-                raise reader.error(f"columns[{i}].name", f"column {name!r} is listed twice")
-        self.primary_key: list[str] = reader.identifiers("primary_key", required=False)
-        for i, name in enumerate(self.primary_key):
+                raise problem(f"column {name!r} is listed twice", at=f"columns[{i}].name")
+        for i, name in enumerate(self.primary_key or []):
             if name not in names:
-                raise reader.error(f"primary_key[{i}]", f"{name!r} is not one of the columns")
+                raise problem(f"{name!r} is not one of the columns", at=f"primary_key[{i}]")
         if self.primary_key and any(c.primary_key for c in self.columns):
-            raise reader.error(
-                "primary_key", "give the primary key either here or as a column's primary_key, not both"
-            )
+            raise problem("give the primary key either here or as a column's primary_key, not both",
+                          at="primary_key")
+        return self
 
-    @staticmethod
-    def _read_column(reader: FieldReader, index: int, value: object) -> ColumnSpec:
-        col = FieldReader(reader.file, reader.field_path(f"columns[{index}]"), value)
-        spec = ColumnSpec(
-            name=col.identifier("name"),
-            type_sql=col.type_sql(),
-            nullable=col.boolean("nullable", True),
-            default=optional_sql(col, "default"),
-            primary_key=col.boolean("primary_key", False),
-            unique=col.boolean("unique", False),
-            references=read_reference(col, "references"),
-        )
-        col.finish()
-        return spec
+
+class CreateTable(Operation, kind="create_table", spec=CreateTableSpec):
+    def read(self, spec: CreateTableSpec) -> None:
+        self.table: TableName = spec.table
+        self.columns: list[ColumnSpec] = list(spec.columns)
+        self.primary_key: list[str] = spec.primary_key or []
 
     # -- tables --------------------------------------------------------------------------------
     def tables(self) -> set[TableName]:

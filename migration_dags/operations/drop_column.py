@@ -22,9 +22,9 @@ from ..errors import (
     NoPrimaryKeyError,
     SchemaValidationError,
 )
-from ..fields import FieldReader
 from ..identifiers import TableName, literal, quote, short_name
 from ..schema_model import SchemaModel
+from ..spec.types import Identifier, SpecModel, TableRef
 from .add_column import not_null_actions
 from .base import OpContext, Operation, column_exists_sql, constraint_exists_sql
 from .common.catalog_sql import all_of, index_exists_sql, negate
@@ -39,12 +39,17 @@ from ..state.saved_columns import (
 )
 
 
-class DropColumn(Operation):
-    kind = "drop_column"
+class DropColumnSpec(SpecModel):
+    """Remove a column at cutover; its definition and values are kept to put it back."""
 
-    def read(self, reader: FieldReader) -> None:
-        self.table: TableName = reader.table()
-        self.column: str = reader.identifier("column")
+    table: TableRef
+    column: Identifier
+
+
+class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
+    def read(self, spec: DropColumnSpec) -> None:
+        self.table: TableName = spec.table
+        self.column: str = spec.column
 
     def tables(self) -> set[TableName]:
         return {self.table}

@@ -16,37 +16,45 @@ transactions (CREATE INDEX CONCURRENTLY) must be alone in its raw_sql.
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from ..actions import Action
-from ..fields import FieldReader
 from ..identifiers import TableName
 from ..schema_model import SchemaModel
+from ..spec.problems import problem
+from ..spec.types import Flag, SpecModel, Sql, TableList, TableRef
 from .base import OpContext, Operation
 
 
-class RawSql(Operation):
-    kind = "raw_sql"
+class RawSqlSpec(SpecModel):
+    """SQL the other operations do not cover, with the SQL that undoes it."""
 
-    def read(self, reader: FieldReader) -> None:
-        table = reader.raw("table")
-        holder = reader
-        self.touches: list[TableName] = []
-        if table is not None:
-            self.touches = [reader.table("table")]
-        tables = reader.raw("tables")
-        if tables is not None:
-            if not isinstance(tables, list):
-                raise reader.error("tables", "must be a list of table names")
-            sub = FieldReader(holder.file, holder.field_path("tables"),
-                              {str(i): t for i, t in enumerate(tables)})
-            self.touches += [sub.table(str(i)) for i in range(len(tables))]
-        self.up: str = reader.sql("up")
-        if reader.raw("down") is None:
-            raise reader.error("down", "is required: a raw_sql step must say how to undo itself")
-        self.down: str = reader.sql("down")
-        self.transactional: bool = reader.boolean("transactional", True)
-        self.step: str = reader.string("step", required=False, default="start")
-        if self.step not in ("start", "complete"):
-            raise reader.error("step", f"must be start or complete, got {self.step!r}")
+    table: TableRef | None = None
+    """A table it changes, so it is backed up."""
+    tables: TableList = []
+    """Tables it changes, so they are backed up."""
+    up: Sql
+    """The SQL to run; idempotent (IF NOT EXISTS) where it can be."""
+    down: Sql
+    """The SQL that undoes up; idempotent (IF EXISTS): it may run when up never did."""
+    transactional: Flag = True
+    """false for a statement PostgreSQL refuses in a transaction (CREATE INDEX CONCURRENTLY)."""
+    step: Literal["start", "complete"] = "start"
+    """start: with the schema change (expand); complete: at cutover (contract)."""
+
+    @classmethod
+    def check_keys(cls, data: dict[str, Any]) -> None:
+        if "down" not in data:
+            raise problem("is required: a raw_sql step must say how to undo itself", at="down")
+
+
+class RawSql(Operation, kind="raw_sql", spec=RawSqlSpec):
+    def read(self, spec: RawSqlSpec) -> None:
+        self.touches: list[TableName] = ([spec.table] if spec.table else []) + list(spec.tables)
+        self.up: str = spec.up
+        self.down: str = spec.down
+        self.transactional: bool = spec.transactional
+        self.step: str = spec.step
 
     def tables(self) -> set[TableName]:
         return set(self.touches)

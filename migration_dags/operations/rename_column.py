@@ -12,23 +12,38 @@ it by name and does not: change those in the same migration with raw_sql.
 from __future__ import annotations
 
 from ..actions import Action
+from pydantic import Field, model_validator
+
 from ..errors import ColumnAlreadyExistsError
-from ..fields import FieldReader
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
+from ..spec.problems import problem
+from ..spec.types import Identifier, SpecModel, TableRef
 from .base import OpContext, Operation, column_exists_sql
 from .common.catalog_sql import all_of, negate
 
 
-class RenameColumn(Operation):
-    kind = "rename_column"
+class RenameColumnSpec(SpecModel):
+    """A new name for a column, switched at cutover."""
 
-    def read(self, reader: FieldReader) -> None:
-        self.table: TableName = reader.table()
-        self.old: str = reader.identifier("from")
-        self.new: str = reader.identifier("to")
-        if self.old == self.new:
-            raise reader.error("to", f"is the same name as from ({self.old!r})")
+    table: TableRef
+    from_: Identifier = Field(alias="from")
+    """The column's name now."""
+    to: Identifier
+    """Its name after cutover."""
+
+    @model_validator(mode="after")
+    def _a_new_name(self) -> "RenameColumnSpec":
+        if self.from_ == self.to:
+            raise problem(f"is the same name as from ({self.from_!r})", at="to")
+        return self
+
+
+class RenameColumn(Operation, kind="rename_column", spec=RenameColumnSpec):
+    def read(self, spec: RenameColumnSpec) -> None:
+        self.table: TableName = spec.table
+        self.old: str = spec.from_
+        self.new: str = spec.to
 
     def tables(self) -> set[TableName]:
         return {self.table}

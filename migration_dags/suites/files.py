@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..errors import SpecError
-from ..fields import FieldReader
 from ..identifiers import TableName
 from ..settings import expectations_dir
+from ..spec.problems import spec_error
+from ..spec.types import Names, SpecModel, TableRef
 
 SUITE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # Keys GX writes for one expectation (ExpectationConfiguration's fields).
@@ -26,6 +29,14 @@ EXPECTATION_KEYS = {
     "type", "kwargs", "meta", "id", "notes", "description", "severity",
     "rendered_content", "expectation_context", "success_on_last_run",
 }
+
+
+class SuiteTarget(SpecModel):
+    """meta.migration_dags of a suite file: what the suite validates."""
+
+    table: TableRef
+    key: Names | None = None
+    """Columns that identify a row in reports; default: the table's primary key."""
 
 
 @dataclass(frozen=True)
@@ -126,11 +137,11 @@ def _target(file: str, data: dict) -> tuple[TableName, tuple[str, ...] | None]:
     if ours is None:
         raise SpecError(file, "meta.migration_dags", 'is required: {"table": "public.users"} '
                         "names the table this suite validates")
-    reader = FieldReader(file, "meta.migration_dags", ours)
-    table = reader.table("table")
-    key = reader.identifiers("key", required=False)
-    reader.finish()
-    return table, (tuple(key) if key else None)
+    try:
+        target = SuiteTarget.model_validate(ours)
+    except ValidationError as exc:
+        raise spec_error(file, exc, prefix="meta.migration_dags") from None
+    return target.table, (tuple(target.key) if target.key else None)
 
 
 def _columns(kwargs: dict) -> str:

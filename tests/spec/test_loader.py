@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import pytest
 
 from migration_dags.errors import SpecError, UnsafeIdentifierError
 from migration_dags.identifiers import TableName
-from migration_dags.spec import load_migration
+from migration_dags.spec import MigrationSettings, load_migration
+
+pytestmark = pytest.mark.offline
 
 GOOD = """
 name: {name}
@@ -90,6 +93,8 @@ MALFORMED = {
         "name: {n}\noperations: [{add_column: {table: t, column: {name: c, type: int, nullable: false}}}]\n",
         "operations[0].add_column.column.nullable"),
     "tables_not_list": ("name: {n}\ntables: users\noperations: [{raw_sql: {up: x, down: y}}]\n", "tables"),
+    "tables_item_not_a_name": (
+        "name: {n}\ntables: [users, 7]\noperations: [{raw_sql: {up: x, down: y}}]\n", "tables[1]"),
     "empty_file": ("", "(top level)"),
 }
 
@@ -128,6 +133,65 @@ def test_unsafe_identifiers_are_refused(migrations_dir, name, why):
         load_migration(path)
     assert "operations[0].add_column.column.name" in str(info.value)
     assert why in str(info.value)
+
+
+DUPLICATE_KEYS = {
+    "top_level": ("name: {n}\nname: {n}\noperations: [{raw_sql: {up: x, down: y}}]\n", "name", (1, 2)),
+    "in_settings": (
+        "name: {n}\nsettings:\n  retries: 1\n  batch_size: 5\n  retries: 2\n"
+        "operations: [{raw_sql: {up: x, down: y}}]\n", "settings.retries", (3, 5)),
+    "in_an_operation": (
+        "name: {n}\noperations:\n  - raw_sql: {up: x, down: y}\n  - add_column:\n      table: users\n"
+        "      column: {name: c, type: int}\n      table: orders\n",
+        "operations[1].add_column.table", (5, 7)),
+    "in_a_flow_mapping": (
+        "name: {n}\noperations: [{raw_sql: {up: x, down: y, up: z}}]\n", "operations[0].raw_sql.up", (2, 2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DUPLICATE_KEYS))
+def test_a_key_written_twice_is_refused_naming_its_path_and_lines(migrations_dir, case):
+    """PyYAML would keep the second value silently: `table: orders` would win unseen."""
+    text, field, (first, again) = DUPLICATE_KEYS[case]
+    path = migrations_dir / f"{case}.yaml"
+    path.write_text(text.replace("{n}", case))
+    with pytest.raises(SpecError) as info:
+        load_migration(path)
+    assert info.value.field == field
+    assert f"lines {first} and {again}" in info.value.message
+    assert "\n" not in info.value.one_line()
+
+
+def test_a_merge_key_may_be_overridden(migrations_dir):
+    text = """
+    name: merged
+    settings:
+      <<: {retries: 1, batch_size: 5}
+      retries: 2
+    operations: [{raw_sql: {up: x, down: y}}]
+    """
+    m = load_migration(write(migrations_dir, "merged", text))
+    assert (m.settings.retries, m.settings.batch_size) == (2, 5)
+
+
+def test_a_key_without_a_value_is_left_out(migrations_dir):
+    text = """
+    name: blanks
+    description:
+    settings: {retries: ~}
+    operations:
+      - add_column: {table: users, column: {name: c, type: int, default: ~}, up: ~}
+    """
+    m = load_migration(write(migrations_dir, "blanks", text))
+    assert m.description == "" and m.settings == MigrationSettings()
+    assert m.operations[0].default is None and m.operations[0].up is None
+
+
+def test_every_setting_can_be_written_in_the_file(migrations_dir):
+    written = {f.name: getattr(MigrationSettings(), f.name) + 1 for f in dataclasses.fields(MigrationSettings)}
+    text = f"name: all_settings\nsettings: {written}\noperations: [{{raw_sql: {{up: x, down: y}}}}]\n"
+    m = load_migration(write(migrations_dir, "all_settings", text))
+    assert m.settings == MigrationSettings(**written)
 
 
 def test_missing_file_is_a_spec_error(tmp_path):

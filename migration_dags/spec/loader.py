@@ -1,0 +1,65 @@
+"""load_migration: a migration file in, a checked `Migration` out, or one SpecError line.
+
+Three stages, each naming the file and the field of the first problem: reading the YAML (strictly:
+a key written twice is an error), validating it against the declared models (models.py and each
+operation's body), and building the operation objects from the validated bodies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import SpecError
+from ..operations.base import OPERATION_TYPES, Operation
+from .migration import Migration
+from .models import migration_file_model
+from .problems import spec_error
+from .strict_yaml import DuplicateKeyError, load_strict
+
+
+def load_migration(path: Path) -> Migration:
+    file = str(path)
+    data = _read_yaml(path)
+    if data is None:
+        raise SpecError(file, "(top level)", "the file is empty; a migration needs name and operations")
+    try:
+        spec = migration_file_model().model_validate(data, context={"file_name": path.name})
+    except ValidationError as exc:
+        raise spec_error(file, exc) from None
+    operations = [_operation(file, index, item) for index, item in enumerate(spec.operations)]
+    return Migration(
+        name=spec.name,
+        description=spec.description,
+        file=path,
+        depends_on=list(spec.depends_on),
+        database_url_env=spec.database.url_env if spec.database else None,
+        tables=list(spec.tables),
+        settings=spec.settings.settings(),
+        validation=spec.validation.spec(),
+        operations=operations,
+    )
+
+
+def _read_yaml(path: Path) -> Any:
+    file = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(file, "(file)", f"cannot read: {exc.strerror}") from exc
+    try:
+        return load_strict(text)
+    except DuplicateKeyError as exc:
+        raise SpecError(file, exc.path, exc.problem) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(file)"
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise SpecError(file, where, f"not valid YAML: {problem}") from exc
+
+
+def _operation(file: str, index: int, item: Any) -> Operation:
+    return OPERATION_TYPES[item.kind](item.body, index, file)

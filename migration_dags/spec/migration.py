@@ -1,0 +1,65 @@
+"""A loaded migration: the file's settings and its operation objects, ready for the engine.
+
+These are the values the rest of the package uses; models.py declares what the file may say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..batches.throttle import ThrottleSettings
+from ..identifiers import TableName
+
+if TYPE_CHECKING:
+    from ..operations.base import Operation
+
+
+@dataclass(frozen=True)
+class MigrationSettings:
+    lock_timeout_ms: int = 500
+    retries: int = 8
+    batch_size: int = 10_000
+    partition_rows: int = 250_000
+    batch_pause_ms: int = 0
+    # the backfill's throttle (throttle.py): cancel a batch a client waited on this long (0:
+    # never); pause while a transaction is older, or a replica lags more, than this (0: no limit)
+    max_client_wait_ms: int = ThrottleSettings.max_client_wait_ms
+    max_transaction_age_s: int = int(ThrottleSettings.max_transaction_age_s)
+    max_replication_lag_s: int = int(ThrottleSettings.max_replication_lag_s)
+
+
+@dataclass(frozen=True)
+class ValidationSpec:
+    row_count: str = "exact"  # exact | grows | any
+    suites: tuple[str, ...] = ()
+
+
+@dataclass
+class Migration:
+    name: str
+    description: str
+    file: Path
+    depends_on: list[str]
+    database_url_env: str | None
+    tables: list[TableName]
+    settings: MigrationSettings
+    validation: ValidationSpec
+    operations: list["Operation"] = field(default_factory=list)
+
+    def touched_tables(self) -> set[TableName]:
+        found: set[TableName] = set(self.tables)
+        for op in self.operations:
+            found |= op.tables()
+        return found
+
+    def created_tables(self) -> set[TableName]:
+        made: set[TableName] = set()
+        for op in self.operations:
+            made |= op.created_tables()
+        return made
+
+    def existing_tables(self) -> list[TableName]:
+        """Touched tables that exist before the migration: these are backed up."""
+        return sorted(self.touched_tables() - self.created_tables())
