@@ -33,10 +33,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..actions import Action
-from ..errors import (
-    NoPrimaryKeyError,
-    SchemaValidationError,
-)
+from ..errors import SchemaValidationError
 from ..identifiers import TableName, literal, quote, short_name
 from ..db import MARK_TOOL_WRITE, skip_writes_of
 from ..schema_model import SchemaModel
@@ -51,6 +48,7 @@ from .base import (
     column_exists_sql,
 )
 from .common.catalog_sql import all_of, negate
+from .common.column_rules import Remedies, refuse_unsafe_column
 from ..state.saved_columns import (
     SavedColumn,
     forget_action,
@@ -59,6 +57,15 @@ from ..state.saved_columns import (
     save_actions,
 )
 from .common.triggers import drop_row_trigger, function_sql
+
+
+REMEDIES = Remedies(
+    views="its type cannot change under them: drop the views first (raw_sql) and re-create them "
+          "after the cutover",
+    key_column=", which the backfill and the undo address rows by; alter_column cannot change a "
+               "key column",
+    sequence="; alter_column cannot carry a sequence over to the new column",
+)
 
 
 class AlterColumnSpec(SpecModel):
@@ -115,28 +122,7 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
     # -- validate ----------------------------------------------------------------------------------
     def validate(self, model: SchemaModel) -> None:
         table, column = self.existing_column(model, self.table, self.column)
-        views = table.dependent_views.get(self.column)
-        if views:
-            raise SchemaValidationError(
-                self.where,
-                f"column {self.column!r} of {self.table} is used by view(s) "
-                f"{', '.join(sorted(views))}; its type cannot change under them: drop the views "
-                "first (raw_sql) and re-create them after the cutover",
-            )
-        if not table.primary_key:
-            raise NoPrimaryKeyError(self.where, str(self.table))
-        if self.column in table.primary_key:
-            raise SchemaValidationError(
-                self.where,
-                f"column {self.column!r} is part of the key of {self.table}, which the backfill "
-                "and the undo address rows by; alter_column cannot change a key column",
-            )
-        if column.default_sql and "nextval(" in column.default_sql:
-            raise SchemaValidationError(
-                self.where,
-                f"column {self.column!r} of {self.table} takes its default from a sequence; "
-                "alter_column cannot carry a sequence over to the new column",
-            )
+        refuse_unsafe_column(self.where, self.table, table, column, REMEDIES)
         if column.default_sql is not None and self.default is None:
             raise SchemaValidationError(
                 self.where,

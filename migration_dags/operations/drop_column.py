@@ -18,16 +18,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..actions import Action
-from ..errors import (
-    NoPrimaryKeyError,
-    SchemaValidationError,
-)
 from ..identifiers import TableName, literal, quote, short_name
 from ..schema_model import SchemaModel
 from ..spec.types import Identifier, SpecModel, TableRef
 from .add_column import not_null_actions
 from .base import OpContext, Operation, column_exists_sql, constraint_exists_sql
 from .common.catalog_sql import all_of, index_exists_sql, negate
+from .common.column_rules import Remedies, refuse_unsafe_column
 from .common.restore import restore_columns
 from ..state.saved_columns import (
     SavedColumn,
@@ -36,6 +33,13 @@ from ..state.saved_columns import (
     mark_dropped_sql,
     require_saved_sql,
     save_actions,
+)
+
+
+REMEDIES = Remedies(
+    views="drop or change them first (raw_sql), then drop the column",
+    key_column="; its rows could not be matched to the backup to undo the drop",
+    sequence=", which PostgreSQL drops with the column; drop it with raw_sql",
 )
 
 
@@ -56,27 +60,7 @@ class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
 
     def validate(self, model: SchemaModel) -> None:
         table, column = self.existing_column(model, self.table, self.column)
-        views = table.dependent_views.get(self.column)
-        if views:
-            raise SchemaValidationError(
-                self.where,
-                f"column {self.column!r} of {self.table} is used by view(s) {', '.join(sorted(views))}; "
-                "drop or change them first (raw_sql), then drop the column",
-            )
-        if not table.primary_key:
-            raise NoPrimaryKeyError(self.where, str(self.table))
-        if self.column in table.primary_key:
-            raise SchemaValidationError(
-                self.where,
-                f"column {self.column!r} is part of the key of {self.table}; its rows could not be "
-                "matched to the backup to undo the drop",
-            )
-        if column.default_sql and "nextval(" in column.default_sql:
-            raise SchemaValidationError(
-                self.where,
-                f"column {self.column!r} of {self.table} takes its default from a sequence, which "
-                "PostgreSQL drops with the column; drop it with raw_sql",
-            )
+        refuse_unsafe_column(self.where, self.table, table, column, REMEDIES)
 
     def apply(self, model: SchemaModel) -> None:
         model.tables[self.table].columns.pop(self.column, None)

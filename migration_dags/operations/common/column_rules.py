@@ -1,0 +1,37 @@
+"""What alter_column and drop_column both refuse about the column they rewrite or drop: views
+that depend on it, a table without a key (their undo matches rows to the backup by key), a key
+column, and a default drawn from a sequence. Each operation words the remedy for its own case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import NoPrimaryKeyError, SchemaValidationError
+from ...identifiers import TableName
+from ...schema_model import ColumnModel, TableModel
+
+
+@dataclass(frozen=True)
+class Remedies:
+    views: str        # after "is used by view(s) ...; "
+    key_column: str   # after "column 'x' is part of the key of t"
+    sequence: str     # after "column 'x' of t takes its default from a sequence"
+
+
+def refuse_unsafe_column(
+    where: str, name: TableName, table: TableModel, column: ColumnModel, remedies: Remedies
+) -> None:
+    col = column.name
+    views = table.dependent_views.get(col)
+    if views:
+        raise SchemaValidationError(
+            where, f"column {col!r} of {name} is used by view(s) {', '.join(sorted(views))}; "
+            f"{remedies.views}")
+    if not table.primary_key:
+        raise NoPrimaryKeyError(where, str(name))
+    if col in table.primary_key:
+        raise SchemaValidationError(
+            where, f"column {col!r} is part of the key of {name}{remedies.key_column}")
+    if column.default_sql and "nextval(" in column.default_sql:
+        raise SchemaValidationError(
+            where, f"column {col!r} of {name} takes its default from a sequence{remedies.sequence}")
