@@ -76,7 +76,10 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
         started = time.monotonic()
         eng = engine(context, migration_database)
         keys = [partitions.engine_partition(k) for k in context.partition_keys]
-        reports = [eng.up("backfill", k) for k in keys]
+        reports = []
+        for k in keys:
+            refuse_after_window(context, name)
+            reports.append(eng.up("backfill", k))
         progress = eng.status().backfill
         metadata = backfill_metadata(
             reports, time.monotonic() - started, progress.partitions_done, progress.partitions_total,
@@ -142,6 +145,18 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
         return dg.MaterializeResult(metadata=step_metadata(report, time.monotonic() - started))
 
     return [backup, schema_change, backfill, validation, cutover]
+
+
+def refuse_after_window(context: dg.AssetExecutionContext, migration: str) -> None:
+    """A run the off-peak schedule launched starts no key range once its window has closed; the
+    ranges left wait for the next window (what this run finished stays done)."""
+    from .schedules import window_closed
+
+    closed = window_closed(context.run.tags)
+    if closed is not None:
+        raise RefusedError(
+            f"{migration}: the off-peak window closed at {closed.isoformat()}; the key ranges "
+            "not done yet start in the next window")
 
 
 def refuse_until_backfill_done(engine: MigrationEngine, step: str) -> None:

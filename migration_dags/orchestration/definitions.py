@@ -21,6 +21,7 @@ from ..spec import Migration
 from .assets import build_migration_assets
 from .jobs import build_rollback_job
 from .resources import RESOURCE_KEY, MigrationDatabase
+from .schedules import build_schedules
 from .sensors import build_rollback_sensors
 
 
@@ -35,12 +36,15 @@ def definitions_for(
     migrations: Iterable[Migration], database: MigrationDatabase | None = None
 ) -> dg.Definitions:
     migrations = list(migrations)
+    database = database or MigrationDatabase()
     rollback_jobs = [build_rollback_job(m) for m in migrations]
+    schedules, schedule_jobs = build_schedules(migrations, database)
     return dg.Definitions(
         assets=[a for m in migrations for a in build_migration_assets(m)],
-        jobs=rollback_jobs,
+        jobs=rollback_jobs + schedule_jobs,
         sensors=build_rollback_sensors(migrations, rollback_jobs),
-        resources={RESOURCE_KEY: database or MigrationDatabase()},
+        schedules=schedules,
+        resources={RESOURCE_KEY: database},
         executor=dg.in_process_executor,
     )
 

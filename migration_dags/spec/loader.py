@@ -41,6 +41,8 @@ def load_migration(path: Path) -> Migration:
         settings=spec.settings.settings(),
         validation=spec.validation.spec(),
         operations=operations,
+        schedule=spec.schedule.schedule() if spec.schedule else None,
+        auto_complete=spec.auto_complete,
     )
 
 

@@ -36,6 +36,17 @@ class ValidationSpec:
     suites: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class BackfillSchedule:
+    """Off-peak backfill: a window that opens at each `cron` time (in `timezone`) and stays open
+    `window_minutes`; inside it, at most `max_partitions_per_tick` key ranges start per tick."""
+
+    cron: str
+    timezone: str = "UTC"
+    window_minutes: int = 240
+    max_partitions_per_tick: int = 4
+
+
 @dataclass
 class Migration:
     name: str
@@ -47,6 +58,9 @@ class Migration:
     settings: MigrationSettings
     validation: ValidationSpec
     operations: list["Operation"] = field(default_factory=list)
+    schedule: BackfillSchedule | None = None
+    # validation and cutover run by themselves once every backfill partition is done
+    auto_complete: bool = False
 
     def touched_tables(self) -> set[TableName]:
         found: set[TableName] = set(self.tables)

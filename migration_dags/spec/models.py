@@ -31,12 +31,14 @@ from pydantic import (
     model_validator,
 )
 
-from .migration import MigrationSettings, ValidationSpec
+from .migration import BackfillSchedule, MigrationSettings, ValidationSpec
 from .problems import problem
-from .types import SpecModel, TableList, Text, a_list, whole_number
+from .types import Flag, SpecModel, TableList, Text, a_list, whole_number
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# five cron fields of digits, names, *, /, - and commas; Dagster checks the rest when it loads
+_CRON = re.compile(r"^\s*([0-9A-Za-z*/,\-]+\s+){4}[0-9A-Za-z*/,\-]+\s*$")
 _DEFAULT = MigrationSettings()
 
 
@@ -99,6 +101,40 @@ class DatabaseSpec(SpecModel):
         return value
 
 
+class ScheduleSpec(SpecModel):
+    """Off-peak backfill: Dagster backfills missing key ranges only inside this window."""
+
+    cron: Text
+    """When the window opens, as a cron expression, e.g. '0 1 * * *' (01:00 every day)."""
+    timezone: Text = "UTC"
+    """The cron expression's time zone, e.g. Europe/Berlin."""
+    window_minutes: whole_number(1) = 240
+    """How long the window stays open; no key range starts after it closes."""
+    max_partitions_per_tick: whole_number(1) = 4
+    """Key ranges started per tick of the schedule (every 5 minutes) at the most."""
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if not _CRON.match(value):
+            raise problem("must be a cron expression of five fields, e.g. '0 1 * * *'")
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise problem(f"{value!r} is not a time zone name such as UTC or Europe/Berlin") from None
+        return value
+
+    def schedule(self) -> BackfillSchedule:
+        return BackfillSchedule(**self.model_dump())
+
+
 def _database(value: Any) -> Any:
     if value == "default":
         return None
@@ -140,6 +176,11 @@ class MigrationFileBase(SpecModel):
     """Tables the operations change that they do not name themselves (raw_sql): backed up first."""
     settings: SettingsSpec = SettingsSpec()
     validation: ValidationSection = ValidationSection()
+    schedule: ScheduleSpec | None = None
+    """Backfill off-peak from a Dagster schedule, inside a daily (or other) window."""
+    auto_complete: Flag = False
+    """Run validation and cutover by themselves once every key range is backfilled (with a
+    schedule); otherwise they wait for a person."""
 
     @field_validator("name")
     @classmethod
