@@ -65,7 +65,7 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
         started = time.monotonic()
         eng = engine(context, migration_database)
         report = eng.up("schema_change")
-        keys = partitions.sync(context.instance, name, eng.partitions())
+        keys = partitions.sync(context.instance, name, partitions.planned_keys(eng))
         metadata = step_metadata(report, time.monotonic() - started)
         metadata["backfill_partitions"] = dg.MetadataValue.text(", ".join(keys))
         return dg.MaterializeResult(metadata=metadata)

@@ -143,7 +143,7 @@ class Launcher:
     def _run_step(self, step: str, run_id: str) -> StepRun:
         tags = {**self.tags, "step": step, "direction": "up"}
         if step == "backfill":
-            keys = partitions.sync(self.instance, self.name, self.engine.partitions())
+            keys = partitions.sync(self.instance, self.name, partitions.planned_keys(self.engine))
             tags[ASSET_PARTITION_RANGE_START_TAG] = keys[0]
             tags[ASSET_PARTITION_RANGE_END_TAG] = keys[-1]
             self.progress(f"{self.name}: backfill up: run {run_id[:8]}, {len(keys)} partitions")

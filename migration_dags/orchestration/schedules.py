@@ -140,7 +140,7 @@ def _backfill_requests(context: dg.ScheduleEvaluationContext, m: Migration) -> I
     if status.is_applied("backfill"):
         yield dg.SkipReason(f"{m.name}: every key range is backfilled")
         return
-    keys = partitions.sync(context.instance, m.name, engine.partitions())
+    keys = partitions.sync(context.instance, m.name, partitions.planned_keys(engine))
     with engine.connection("schedule") as conn:
         done = {k for k, finished, _rows in state.ranges_status(conn, m.name) if finished}
     batch = _next_contiguous([k for k in keys], done, m.schedule.max_partitions_per_tick)

@@ -56,7 +56,12 @@ def test_the_graph_materializes_step_by_step_with_metadata(migrations_dir, items
     assert "ALTER TABLE" in schema["sql"] and "ADD COLUMN" in schema["sql"]
     # the schema_change step registered the engine's key ranges as the backfill's partitions
     keys = instance.get_dynamic_partitions(partitions_def_name("add_flag"))
-    assert keys == MigrationEngine(migration, items_url).partitions() and len(keys) >= 4
+    assert [k.split(" ")[0] for k in keys] == MigrationEngine(migration, items_url).partitions()
+    assert len(keys) >= 4
+    # each key names its range of the key, (lower, upper]
+    round_ = keys[0].rsplit(" @", 1)[1]
+    assert keys[0] == f"00-00000 id <=50 @{round_}" and keys[1] == f"00-00001 id >50 <=100 @{round_}"
+    assert keys[-1].endswith(f"id >{50 * (len(keys) - 1)} @{round_}")
 
     second = _materialize(assets, resources, instance, ["backfill"], "add_flag",
                           {**tags, **_range(instance, "add_flag")})

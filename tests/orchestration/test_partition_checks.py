@@ -53,8 +53,8 @@ def test_nulls_left_by_the_backfill_fail_the_blocking_partition_check(
     _suite(tmp_path, monkeypatch, "note")
     migration, assets, resources = _graph(migrations_dir, ADD_NOTE, items_url)
     _materialize(assets, resources, instance, ["backup", "schema_change"], "add_note")
-    keys = instance.get_dynamic_partitions(partitions_def_name("add_note"))
-    assert len(keys) == 4
+    keys = [k.split(" ")[0] for k in instance.get_dynamic_partitions(partitions_def_name("add_note"))]
+    assert len(keys) == 4  # the engine's keys: the checks' metadata names partitions by them
 
     # the CLI's shape: one run over the whole partition range, with the steps after it
     result = _materialize(assets, resources, instance, ["backfill", "validation", "cutover"],
