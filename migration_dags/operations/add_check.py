@@ -17,7 +17,7 @@ from ..actions import Action
 from ..errors import SchemaValidationError
 from ..identifiers import TableName
 from ..schema_model import SchemaModel
-from ..spec.types import Identifier, SpecModel, Sql, TableRef
+from ..spec.types import Identifier, SpecModel, SqlExpression, TableRef
 from .base import OpContext, Operation, ParityCheck
 from .common.constraints import add_then_validate, drop_constraint, validated_check
 
@@ -28,7 +28,7 @@ class AddCheckSpec(SpecModel):
     table: TableRef
     name: Identifier
     """The constraint's name."""
-    check: Sql
+    check: SqlExpression
     """The condition every row must meet, as SQL over the row: price >= 0."""
 
 

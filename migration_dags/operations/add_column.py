@@ -28,7 +28,15 @@ from ..errors import ColumnAlreadyExistsError, NoPrimaryKeyError
 from ..identifiers import TableName, quote, short_name
 from ..schema_model import ColumnModel, SchemaModel
 from ..spec.problems import problem
-from ..spec.types import Flag, Identifier, OptionalSql, SpecModel, SqlType, TableRef
+from ..spec.types import (
+    ColumnDefault,
+    Flag,
+    Identifier,
+    OptionalSqlExpression,
+    SpecModel,
+    SqlType,
+    TableRef,
+)
 from .base import (
     RANGE_PLACEHOLDER,
     BackfillTask,
@@ -46,7 +54,7 @@ class NewColumn(SpecModel):
 
     name: Identifier
     type: SqlType
-    default: OptionalSql | None = None
+    default: ColumnDefault | None = None
     """Its default, as SQL: 'false', 0, now()."""
     nullable: Flag = True
     """false: NOT NULL from cutover on (existing rows need a default or an up)."""
@@ -57,7 +65,7 @@ class AddColumnSpec(SpecModel):
 
     table: TableRef
     column: NewColumn
-    up: OptionalSql | None = None
+    up: OptionalSqlExpression | None = None
     """Its value for existing rows and live writes, as SQL over the row's columns."""
 
     @model_validator(mode="after")

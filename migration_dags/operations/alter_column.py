@@ -40,7 +40,7 @@ from ..errors import (
 from ..identifiers import TableName, literal, quote, short_name
 from ..db import MARK_TOOL_WRITE, skip_writes_of
 from ..schema_model import SchemaModel
-from ..spec.types import Identifier, OptionalSql, SpecModel, Sql, SqlType, TableRef
+from ..spec.types import ColumnDefault, Identifier, SpecModel, SqlExpression, SqlType, TableRef
 from .add_column import not_null_actions
 from .base import (
     RANGE_PLACEHOLDER,
@@ -68,11 +68,11 @@ class AlterColumnSpec(SpecModel):
     column: Identifier
     type: SqlType
     """The new type."""
-    up: Sql
+    up: SqlExpression
     """Old value -> new, as SQL over the row: replace(price, ',', '.')::numeric(10,2)."""
-    down: Sql
+    down: SqlExpression
     """New value -> old, as SQL where the column's name stands for the new value: price::text."""
-    default: OptionalSql | None = None
+    default: ColumnDefault | None = None
     """The default in the new type (SQL); needed when the column has one."""
 
 

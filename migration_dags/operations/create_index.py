@@ -34,7 +34,7 @@ from ..errors import ColumnDoesNotExistError, SchemaValidationError
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
 from ..spec.problems import problem
-from ..spec.types import Flag, Identifier, Names, OptionalSql, SpecModel, TableRef
+from ..spec.types import Flag, Identifier, Names, OptionalSqlExpression, SpecModel, TableRef
 from .base import OpContext, Operation, ParityCheck
 from .common.catalog_sql import all_of, check_count, index_valid_sql, is_partitioned_sql, negate
 
@@ -59,7 +59,7 @@ class CreateIndexSpec(SpecModel):
     method: Annotated[
         str, BeforeValidator(_method, json_schema_input_type=Literal[METHODS])
     ] = "btree"
-    where: OptionalSql | None = None
+    where: OptionalSqlExpression | None = None
     """A partial index: only rows matching this SQL condition."""
 
 

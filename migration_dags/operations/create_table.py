@@ -29,7 +29,7 @@ from ..errors import ColumnDoesNotExistError, TableAlreadyExistsError
 from ..identifiers import TableName, quote
 from ..schema_model import ColumnModel, SchemaModel, TableModel
 from ..spec.problems import problem
-from ..spec.types import Flag, Identifier, Names, OptionalSql, SpecModel, SqlType, TableRef, a_list
+from ..spec.types import ColumnDefault, Flag, Identifier, Names, SpecModel, SqlType, TableRef, a_list
 from .base import OpContext, Operation
 
 ON_DELETE = {"no action": "NO ACTION", "restrict": "RESTRICT", "cascade": "CASCADE",
@@ -80,7 +80,7 @@ class ColumnSpec(SpecModel):
     name: Identifier
     type_sql: SqlType = Field(alias="type")
     nullable: Flag = True
-    default: OptionalSql | None = None
+    default: ColumnDefault | None = None
     """Its default, as SQL: 0, now()."""
     primary_key: Flag = False
     """The table's key is this one column (for a key of several, use the table's primary_key)."""

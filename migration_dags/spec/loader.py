@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from ..errors import SpecError
 from ..operations.base import OPERATION_TYPES, Operation
 from .migration import Migration
-from .models import migration_file_model
+from .models import allow_functions_of, migration_file_model
 from .problems import spec_error
 from .strict_yaml import DuplicateKeyError, load_strict
 
@@ -27,7 +27,8 @@ def load_migration(path: Path) -> Migration:
     if data is None:
         raise SpecError(file, "(top level)", "the file is empty; a migration needs name and operations")
     try:
-        spec = migration_file_model().model_validate(data, context={"file_name": path.name})
+        context = {"file_name": path.name, "allow_functions": allow_functions_of(data)}
+        spec = migration_file_model().model_validate(data, context=context)
     except ValidationError as exc:
         raise spec_error(file, exc) from None
     operations = [_operation(file, index, item) for index, item in enumerate(spec.operations)]
@@ -41,6 +42,7 @@ def load_migration(path: Path) -> Migration:
         settings=spec.settings.settings(),
         validation=spec.validation.spec(),
         operations=operations,
+        allow_functions=tuple(spec.allow_functions),
     )
 
 

@@ -47,6 +47,8 @@ class Migration:
     settings: MigrationSettings
     validation: ValidationSpec
     operations: list["Operation"] = field(default_factory=list)
+    # functions its expressions may call beyond the safe built-ins (spec/functions.py)
+    allow_functions: tuple[str, ...] = ()
 
     def touched_tables(self) -> set[TableName]:
         found: set[TableName] = set(self.tables)
