@@ -18,7 +18,7 @@ from ..errors import SchemaValidationError
 from ..identifiers import TableName
 from ..schema_model import SchemaModel
 from ..spec.types import Identifier, SpecModel, SqlExpression, TableRef
-from .base import OpContext, Operation, ParityCheck
+from .base import Expression, OpContext, Operation, ParityCheck
 from .common.constraints import add_then_validate, drop_constraint, validated_check
 
 
@@ -40,6 +40,9 @@ class AddCheck(Operation, kind="add_check", spec=AddCheckSpec):
 
     def tables(self) -> set[TableName]:
         return {self.table}
+
+    def expressions(self) -> list[Expression]:
+        return [Expression("check", self.check, self.table, "boolean")]
 
     def validate(self, model: SchemaModel) -> None:
         table = self.existing_table(model, self.table)

@@ -40,6 +40,7 @@ from ..spec.types import (
 from .base import (
     RANGE_PLACEHOLDER,
     BackfillTask,
+    Expression,
     OpContext,
     Operation,
     ParityCheck,
@@ -103,6 +104,14 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
     @property
     def _not_null_check(self) -> str:
         return short_name("mdg", self.table.name, self.column, "not_null")
+
+    def expressions(self) -> list[Expression]:
+        found = []
+        if self.default is not None:
+            found.append(Expression("column.default", self.default, None, self.type_sql))
+        if self.up is not None:
+            found.append(Expression("up", self.up, self.table, self.type_sql))
+        return found
 
     def validate(self, model: SchemaModel) -> None:
         table = self.existing_table(model, self.table)

@@ -45,6 +45,7 @@ from .add_column import not_null_actions
 from .base import (
     RANGE_PLACEHOLDER,
     BackfillTask,
+    Expression,
     OpContext,
     Operation,
     ParityCheck,
@@ -87,6 +88,16 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
 
     def tables(self) -> set[TableName]:
         return {self.table}
+
+    def expressions(self) -> list[Expression]:
+        found = [
+            Expression("up", self.up, self.table, self.type_sql),
+            # the column's name stands for the new value: read once the column has its new type
+            Expression("down", self.down, self.table, None, after_apply=True),
+        ]
+        if self.default is not None:
+            found.append(Expression("default", self.default, None, self.type_sql))
+        return found
 
     # -- names -----------------------------------------------------------------------------------
     @property

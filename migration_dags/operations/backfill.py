@@ -66,6 +66,7 @@ from ..spec.types import (
 from .base import (
     RANGE_PLACEHOLDER,
     BackfillTask,
+    Expression,
     OpContext,
     Operation,
     ParityCheck,
@@ -141,6 +142,14 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
 
     def read_tables(self) -> set[TableName]:
         return {self.table} if self.into is not None else set()
+
+    def expressions(self) -> list[Expression]:
+        if self.into is not None:
+            return [Expression("insert.select", self.select, self.table, is_query=True)]
+        found = [Expression(f"set.{c}", e, self.table, to_column=c) for c, e in self.set.items()]
+        if self.predicate is not None:
+            found.append(Expression("where", self.predicate, self.table, "boolean"))
+        return found
 
     # -- validate ------------------------------------------------------------------------------
     def validate(self, model: SchemaModel) -> None:

@@ -30,7 +30,7 @@ from ..identifiers import TableName, quote
 from ..schema_model import ColumnModel, SchemaModel, TableModel
 from ..spec.problems import problem
 from ..spec.types import ColumnDefault, Flag, Identifier, Names, SpecModel, SqlType, TableRef, a_list
-from .base import OpContext, Operation
+from .base import Expression, OpContext, Operation
 
 ON_DELETE = {"no action": "NO ACTION", "restrict": "RESTRICT", "cascade": "CASCADE",
              "set null": "SET NULL", "set default": "SET DEFAULT"}
@@ -168,6 +168,13 @@ class CreateTable(Operation, kind="create_table", spec=CreateTableSpec):
             target = self.existing_table(model, ref.table)
             if ref.column not in target.columns:
                 raise ColumnDoesNotExistError(self.where, str(ref.table), ref.column)
+
+    def expressions(self) -> list[Expression]:
+        return [
+            Expression(f"columns[{i}].default", c.default, None, c.type_sql)
+            for i, c in enumerate(self.columns)
+            if c.default is not None
+        ]
 
     def apply(self, model: SchemaModel) -> None:
         table = TableModel(self.table)
