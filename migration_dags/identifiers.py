@@ -15,9 +15,6 @@ from psycopg.sql import Identifier, Literal
 
 MAX_IDENTIFIER_BYTES = 63
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# A column type as a user may write it: words, digits, spaces, parens, commas, brackets, dots, quotes
-# around a type name.  No semicolons, comments or dollar quotes.
-_SAFE_TYPE = re.compile(r'^[A-Za-z_][A-Za-z0-9_ ,.()\[\]"]*$')
 
 
 def identifier_problem(name: object) -> str | None:
@@ -32,14 +29,6 @@ def identifier_problem(name: object) -> str | None:
         return "must not start or end with white space"
     if len(name.encode()) > MAX_IDENTIFIER_BYTES:
         return f"is longer than PostgreSQL's {MAX_IDENTIFIER_BYTES} bytes and would be truncated"
-    return None
-
-
-def type_problem(type_sql: object) -> str | None:
-    if not isinstance(type_sql, str) or not type_sql.strip():
-        return "must be a non-empty SQL type such as 'text' or 'numeric(10,2)'"
-    if not _SAFE_TYPE.match(type_sql.strip()) or "--" in type_sql or "/*" in type_sql:
-        return f"{type_sql!r} is not a plain SQL type name"
     return None
 
 

@@ -17,8 +17,8 @@ from ..actions import Action
 from ..errors import SchemaValidationError
 from ..identifiers import TableName
 from ..schema_model import SchemaModel
-from ..spec.types import Identifier, SpecModel, Sql, TableRef
-from .base import OpContext, Operation, ParityCheck
+from ..spec.types import Identifier, SpecModel, SqlExpression, TableRef
+from .base import Expression, OpContext, Operation, ParityCheck
 from .common.constraints import add_then_validate, drop_constraint, validated_check
 
 
@@ -28,7 +28,7 @@ class AddCheckSpec(SpecModel):
     table: TableRef
     name: Identifier
     """The constraint's name."""
-    check: Sql
+    check: SqlExpression
     """The condition every row must meet, as SQL over the row: price >= 0."""
 
 
@@ -40,6 +40,9 @@ class AddCheck(Operation, kind="add_check", spec=AddCheckSpec):
 
     def tables(self) -> set[TableName]:
         return {self.table}
+
+    def expressions(self) -> list[Expression]:
+        return [Expression("check", self.check, self.table, "boolean")]
 
     def validate(self, model: SchemaModel) -> None:
         table = self.existing_table(model, self.table)

@@ -28,10 +28,19 @@ from ..errors import ColumnAlreadyExistsError, NoPrimaryKeyError
 from ..identifiers import TableName, quote, short_name
 from ..schema_model import ColumnModel, SchemaModel
 from ..spec.problems import problem
-from ..spec.types import Flag, Identifier, OptionalSql, SpecModel, SqlType, TableRef
+from ..spec.types import (
+    ColumnDefault,
+    Flag,
+    Identifier,
+    OptionalSqlExpression,
+    SpecModel,
+    SqlType,
+    TableRef,
+)
 from .base import (
     RANGE_PLACEHOLDER,
     BackfillTask,
+    Expression,
     OpContext,
     Operation,
     ParityCheck,
@@ -46,7 +55,7 @@ class NewColumn(SpecModel):
 
     name: Identifier
     type: SqlType
-    default: OptionalSql | None = None
+    default: ColumnDefault | None = None
     """Its default, as SQL: 'false', 0, now()."""
     nullable: Flag = True
     """false: NOT NULL from cutover on (existing rows need a default or an up)."""
@@ -57,7 +66,7 @@ class AddColumnSpec(SpecModel):
 
     table: TableRef
     column: NewColumn
-    up: OptionalSql | None = None
+    up: OptionalSqlExpression | None = None
     """Its value for existing rows and live writes, as SQL over the row's columns."""
 
     @model_validator(mode="after")
@@ -95,6 +104,14 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
     @property
     def _not_null_check(self) -> str:
         return short_name("mdg", self.table.name, self.column, "not_null")
+
+    def expressions(self) -> list[Expression]:
+        found = []
+        if self.default is not None:
+            found.append(Expression("column.default", self.default, None, self.type_sql))
+        if self.up is not None:
+            found.append(Expression("up", self.up, self.table, self.type_sql))
+        return found
 
     def validate(self, model: SchemaModel) -> None:
         table = self.existing_table(model, self.table)

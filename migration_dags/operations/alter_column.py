@@ -37,11 +37,12 @@ from ..errors import SchemaValidationError
 from ..identifiers import TableName, literal, quote, short_name
 from ..db import MARK_TOOL_WRITE, skip_writes_of
 from ..schema_model import SchemaModel
-from ..spec.types import Identifier, OptionalSql, SpecModel, Sql, SqlType, TableRef
+from ..spec.types import ColumnDefault, Identifier, SpecModel, SqlExpression, SqlType, TableRef
 from .add_column import not_null_actions
 from .base import (
     RANGE_PLACEHOLDER,
     BackfillTask,
+    Expression,
     OpContext,
     Operation,
     ParityCheck,
@@ -75,11 +76,11 @@ class AlterColumnSpec(SpecModel):
     column: Identifier
     type: SqlType
     """The new type."""
-    up: Sql
+    up: SqlExpression
     """Old value -> new, as SQL over the row: replace(price, ',', '.')::numeric(10,2)."""
-    down: Sql
+    down: SqlExpression
     """New value -> old, as SQL where the column's name stands for the new value: price::text."""
-    default: OptionalSql | None = None
+    default: ColumnDefault | None = None
     """The default in the new type (SQL); needed when the column has one."""
 
 
@@ -94,6 +95,16 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
 
     def tables(self) -> set[TableName]:
         return {self.table}
+
+    def expressions(self) -> list[Expression]:
+        found = [
+            Expression("up", self.up, self.table, self.type_sql),
+            # the column's name stands for the new value: read once the column has its new type
+            Expression("down", self.down, self.table, None, after_apply=True),
+        ]
+        if self.default is not None:
+            found.append(Expression("default", self.default, None, self.type_sql))
+        return found
 
     # -- names -----------------------------------------------------------------------------------
     @property

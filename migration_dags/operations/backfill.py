@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 from ..actions import Action
 from ..errors import (
@@ -53,8 +53,24 @@ from ..errors import (
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
 from ..spec.problems import describe, problem
-from ..spec.types import Identifier, Names, OptionalSql, SpecModel, Sql, TableRef
-from .base import RANGE_PLACEHOLDER, BackfillTask, OpContext, Operation, ParityCheck
+from ..spec.types import (
+    Identifier,
+    Names,
+    OptionalSqlExpression,
+    SpecModel,
+    Sql,
+    SqlExpression,
+    TableRef,
+    check_query,
+)
+from .base import (
+    RANGE_PLACEHOLDER,
+    BackfillTask,
+    Expression,
+    OpContext,
+    Operation,
+    ParityCheck,
+)
 from .common.restore import delete_rows_not_in_backup, restore_columns
 
 ROWS = "{rows}"
@@ -68,11 +84,13 @@ def _some_columns(value: Any) -> Any:
     return value
 
 
-def _batch_select(select: str) -> str:
+def _batch_select(select: str, info: ValidationInfo) -> str:
     select = select.strip().rstrip(";").strip()
     if select.count(ROWS) != 1:
         raise problem("must use {rows} exactly once, where the batch's rows of `table` go: "
                       "... FROM {rows} AS t ...")
+    # parsed as it will run: {rows} is a subquery there
+    check_query(select.replace(ROWS, "(SELECT 1)"), info)
     return select
 
 
@@ -93,9 +111,9 @@ class BackfillSpec(SpecModel):
 
     table: TableRef
     """The table whose rows the batches are cut from."""
-    set: Annotated[dict[Identifier, Sql], BeforeValidator(_some_columns)] | None = None
+    set: Annotated[dict[Identifier, SqlExpression], BeforeValidator(_some_columns)] | None = None
     """column: SQL over the row, e.g. {email_verified: "true"}."""
-    where: OptionalSql | None = None
+    where: OptionalSqlExpression | None = None
     """Only rows matching this SQL condition (with set)."""
     insert: InsertSpec | None = None
 
@@ -124,6 +142,14 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
 
     def read_tables(self) -> set[TableName]:
         return {self.table} if self.into is not None else set()
+
+    def expressions(self) -> list[Expression]:
+        if self.into is not None:
+            return [Expression("insert.select", self.select, self.table, is_query=True)]
+        found = [Expression(f"set.{c}", e, self.table, to_column=c) for c, e in self.set.items()]
+        if self.predicate is not None:
+            found.append(Expression("where", self.predicate, self.table, "boolean"))
+        return found
 
     # -- validate ------------------------------------------------------------------------------
     def validate(self, model: SchemaModel) -> None:

@@ -11,6 +11,10 @@ An operation is data read from a migration file. It never runs SQL: each verb re
     complete(ctx)     contract: the switch that makes the new shape the only one
     uncomplete(ctx)   undo of complete (restores dropped data from the backup)
     checks(ctx)       parity checks for the validation step: SQL counting offending rows
+
+Beside the verbs, `expressions()` lists the SQL expressions the file gave the operation, with the
+row each reads and the type it must have, so validate can check them against the live catalog
+(spec/catalog_check.py) before anything runs.
 """
 
 from __future__ import annotations
@@ -50,6 +54,28 @@ class OpContext:
 
     def key_of(self, table: TableName) -> list[str]:
         return self.keys.get(table, [])
+
+
+@dataclass(frozen=True)
+class Expression:
+    """An expression of the migration file, as validate checks it against the live catalog.
+
+    field      where it is written, below the operation: "column.default", "set.email"
+    sql        the expression (or, with is_query, a SELECT where `{rows}` stands for table's rows)
+    table      the row it reads, as the schema model holds it when checked; None: no row (defaults)
+    type_sql   the type its value must convert to; "boolean" for a condition; None: any
+    to_column  instead of type_sql: the type of this column of `table`
+    after_apply  checked against the model after the operation applies (alter_column's down,
+               where the column already has its new type)
+    """
+
+    field: str
+    sql: str
+    table: TableName | None = None
+    type_sql: str | None = None
+    to_column: str | None = None
+    after_apply: bool = False
+    is_query: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,6 +203,10 @@ class Operation:
 
     def summary(self) -> str:
         return self.kind
+
+    def expressions(self) -> list[Expression]:
+        """The SQL expressions this operation's file entry holds (see Expression)."""
+        return []
 
 
 # -- helpers shared by several operations ----------------------------------------------------

@@ -34,8 +34,8 @@ from ..errors import ColumnDoesNotExistError, SchemaValidationError
 from ..identifiers import TableName, quote
 from ..schema_model import SchemaModel
 from ..spec.problems import problem
-from ..spec.types import Flag, Identifier, Names, OptionalSql, SpecModel, TableRef
-from .base import OpContext, Operation, ParityCheck
+from ..spec.types import Flag, Identifier, Names, OptionalSqlExpression, SpecModel, TableRef
+from .base import Expression, OpContext, Operation, ParityCheck
 from .common.catalog_sql import all_of, check_count, index_valid_sql, is_partitioned_sql, negate
 
 METHODS = ("btree", "hash", "gist", "gin", "brin", "spgist")
@@ -59,7 +59,7 @@ class CreateIndexSpec(SpecModel):
     method: Annotated[
         str, BeforeValidator(_method, json_schema_input_type=Literal[METHODS])
     ] = "btree"
-    where: OptionalSql | None = None
+    where: OptionalSqlExpression | None = None
     """A partial index: only rows matching this SQL condition."""
 
 
@@ -78,6 +78,11 @@ class CreateIndex(Operation, kind="create_index", spec=CreateIndexSpec):
     @property
     def _qualified(self) -> str:
         return f"{quote(self.table.schema)}.{quote(self.name)}"
+
+    def expressions(self) -> list[Expression]:
+        if self.predicate is None:
+            return []
+        return [Expression("where", self.predicate, self.table, "boolean")]
 
     def validate(self, model: SchemaModel) -> None:
         table = self.existing_table(model, self.table)

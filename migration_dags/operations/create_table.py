@@ -29,8 +29,8 @@ from ..errors import ColumnDoesNotExistError, TableAlreadyExistsError
 from ..identifiers import TableName, quote
 from ..schema_model import ColumnModel, SchemaModel, TableModel
 from ..spec.problems import problem
-from ..spec.types import Flag, Identifier, Names, OptionalSql, SpecModel, SqlType, TableRef, a_list
-from .base import OpContext, Operation
+from ..spec.types import ColumnDefault, Flag, Identifier, Names, SpecModel, SqlType, TableRef, a_list
+from .base import Expression, OpContext, Operation
 
 ON_DELETE = {"no action": "NO ACTION", "restrict": "RESTRICT", "cascade": "CASCADE",
              "set null": "SET NULL", "set default": "SET DEFAULT"}
@@ -80,7 +80,7 @@ class ColumnSpec(SpecModel):
     name: Identifier
     type_sql: SqlType = Field(alias="type")
     nullable: Flag = True
-    default: OptionalSql | None = None
+    default: ColumnDefault | None = None
     """Its default, as SQL: 0, now()."""
     primary_key: Flag = False
     """The table's key is this one column (for a key of several, use the table's primary_key)."""
@@ -168,6 +168,13 @@ class CreateTable(Operation, kind="create_table", spec=CreateTableSpec):
             target = self.existing_table(model, ref.table)
             if ref.column not in target.columns:
                 raise ColumnDoesNotExistError(self.where, str(ref.table), ref.column)
+
+    def expressions(self) -> list[Expression]:
+        return [
+            Expression(f"columns[{i}].default", c.default, None, c.type_sql)
+            for i, c in enumerate(self.columns)
+            if c.default is not None
+        ]
 
     def apply(self, model: SchemaModel) -> None:
         table = TableModel(self.table)

@@ -12,6 +12,10 @@ should be idempotent (IF [NOT] EXISTS): a failed step is undone by running the d
 operations, including those whose up never ran. `up` may hold several statements; with
 transactional: false they still run as one implicit transaction, so a statement that refuses
 transactions (CREATE INDEX CONCURRENTLY) must be alone in its raw_sql.
+
+raw_sql is the one place a migration file holds statements (every other SQL field is one
+expression, spec/sql_text.py): `up` and `down` must parse with PostgreSQL's parser at load time,
+and `plan` lists their statements one by one (`-- statement 2 of 3`), so a reviewer sees each.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from ..actions import Action
 from ..identifiers import TableName
 from ..schema_model import SchemaModel
 from ..spec.problems import problem
-from ..spec.types import Flag, SpecModel, Sql, TableList, TableRef
+from ..spec.sql_text import statements
+from ..spec.types import Flag, SpecModel, SqlStatements, TableList, TableRef
 from .base import OpContext, Operation
 
 
@@ -33,9 +38,9 @@ class RawSqlSpec(SpecModel):
     """A table it changes, so it is backed up."""
     tables: TableList = []
     """Tables it changes, so they are backed up."""
-    up: Sql
+    up: SqlStatements
     """The SQL to run; idempotent (IF NOT EXISTS) where it can be."""
-    down: Sql
+    down: SqlStatements
     """The SQL that undoes up; idempotent (IF EXISTS): it may run when up never did."""
     transactional: Flag = True
     """false for a statement PostgreSQL refuses in a transaction (CREATE INDEX CONCURRENTLY)."""
@@ -67,10 +72,23 @@ class RawSql(Operation, kind="raw_sql", spec=RawSqlSpec):
         pass
 
     def _up(self) -> list[Action]:
-        return [Action("raw SQL (up)", self.up, transactional=self.transactional)]
+        return [self._action("up", self.up)]
 
     def _down(self) -> list[Action]:
-        return [Action("raw SQL (down)", self.down, transactional=self.transactional)]
+        return [self._action("down", self.down)]
+
+    def _action(self, which: str, sql: str) -> Action:
+        """One action, as before (its statements share one transaction), with each statement
+        numbered where plan shows it."""
+        found = statements(sql)
+        if len(found) == 1:
+            return Action(f"raw SQL ({which})", sql, transactional=self.transactional)
+        # `;` on its own line: a statement may end in a -- comment
+        listed = "\n;\n".join(
+            f"-- statement {n} of {len(found)}\n{text}" for n, text in enumerate(found, 1)
+        )
+        return Action(f"raw SQL ({which}): {len(found)} statements", listed,
+                      transactional=self.transactional)
 
     def start(self, ctx: OpContext) -> list[Action]:
         return self._up() if self.step == "start" else []

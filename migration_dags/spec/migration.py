@@ -61,6 +61,8 @@ class Migration:
     schedule: BackfillSchedule | None = None
     # validation and cutover run by themselves once every backfill partition is done
     auto_complete: bool = False
+    # functions its expressions may call beyond the safe built-ins (spec/functions.py)
+    allow_functions: tuple[str, ...] = ()
 
     def touched_tables(self) -> set[TableName]:
         found: set[TableName] = set(self.tables)

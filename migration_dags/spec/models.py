@@ -7,6 +7,7 @@
     tables: [users]                       # every table the operations change
     settings: {lock_timeout_ms: 500, retries: 8, batch_size: 10000, partition_rows: 250000}
     validation: {row_count: exact, suites: [users_email_verification]}
+    allow_functions: [app.normalise_email]  # functions expressions may call beyond the safe ones
     operations:
       - add_column: {table: users, column: {name: email_verified, type: boolean, default: 'false'}}
 
@@ -39,6 +40,7 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # five cron fields of digits, names, *, /, - and commas; Dagster checks the rest when it loads
 _CRON = re.compile(r"^\s*([0-9A-Za-z*/,\-]+\s+){4}[0-9A-Za-z*/,\-]+\s*$")
+_FUNCTION_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$")
 _DEFAULT = MigrationSettings()
 
 
@@ -151,6 +153,26 @@ def _migration_names(value: Any) -> list[str]:
     return value
 
 
+def _function_names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and _FUNCTION_NAME.match(v) for v in value
+    ):
+        raise problem("must be a list of function names: lower, or schema.name")
+    return value
+
+
+def allow_functions_of(data: Any) -> list[str]:
+    """The file's allow_functions as written, for the expressions' validators (they run before
+    the field itself is validated); an invalid list allows nothing and is reported by the field."""
+    value = data.get("allow_functions") if isinstance(data, dict) else None
+    try:
+        return _function_names(value) if value is not None else []
+    except Exception:
+        return []
+
+
 def _migration_name(value: Any) -> Any:
     if not isinstance(value, str) or not NAME_PATTERN.match(value):
         raise problem("must be lower_snake_case, start with a letter, at most 63 chars")
@@ -181,6 +203,11 @@ class MigrationFileBase(SpecModel):
     auto_complete: Flag = False
     """Run validation and cutover by themselves once every key range is backfilled (with a
     schedule); otherwise they wait for a person."""
+    allow_functions: Annotated[
+        list[str], BeforeValidator(_function_names, json_schema_input_type=str | list[str])
+    ] = []
+    """Functions expressions may call besides the built-in ones without side effects (see
+    spec/functions.py): name or schema.name, e.g. [app.normalise_email, nextval]."""
 
     @field_validator("name")
     @classmethod

@@ -3,7 +3,7 @@
     class AddCheckSpec(SpecModel):
         table: TableRef           # users | sales.users | {schema: sales, name: users}
         name: Identifier          # checked by identifiers.identifier_problem
-        check: Sql                # non-empty SQL text
+        check: SqlExpression      # exactly one SQL expression (sql_text.py), safe functions only
 
 Each type checks what it is given with its own words (`problem`), so the SpecError a user sees
 reads the same whichever model the field is in. A key written with no value (`up:` or `up: ~`)
@@ -15,17 +15,28 @@ from __future__ import annotations
 from typing import Annotated, Any, Callable
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     GetPydanticSchema,
+    ValidationInfo,
     model_validator,
 )
 from pydantic_core import core_schema
 
-from ..identifiers import TableName, identifier_problem, type_problem
+from ..identifiers import TableName, identifier_problem
+from .functions import refusal
 from .problems import UNSAFE_IDENTIFIER, describe, problem
+from .sql_text import (
+    SqlProblem,
+    expression_tree,
+    function_calls,
+    query_tree,
+    statements,
+    type_problem,
+)
 
 
 class SpecModel(BaseModel):
@@ -76,21 +87,71 @@ def _non_blank(blank_message: str) -> Callable[[Any], str]:
 
 
 Text = Annotated[str, BeforeValidator(_text, json_schema_input_type=str | float)]
-# SQL written by the user (an expression or statements); blank would become `WHERE ()` at run time
-Sql = Annotated[
-    str, BeforeValidator(_non_blank("must not be empty"), json_schema_input_type=str | float)
-]
-# an optional SQL expression: leaving it out is fine, writing it blank is a mistake
+_SQL_INPUT = dict(json_schema_input_type=str | float)
+# SQL text written by the user; blank would become `WHERE ()` at run time. Checked further by
+# the types below: an expression, a query, statements.
+Sql = Annotated[str, BeforeValidator(_non_blank("must not be empty"), **_SQL_INPUT)]
 OptionalSql = Annotated[
-    str,
-    BeforeValidator(
-        _non_blank("must not be empty (leave it out instead)"), json_schema_input_type=str | float
-    ),
+    str, BeforeValidator(_non_blank("must not be empty (leave it out instead)"), **_SQL_INPUT)
 ]
+
+
+def allow_functions(info: ValidationInfo) -> tuple[str, ...]:
+    """The migration's allow_functions, which the loader puts in the validation context."""
+    return tuple((info.context or {}).get("allow_functions", ()))
+
+
+def refuse_calls(tree: object, info: ValidationInfo, column_default: bool = False) -> None:
+    for function in function_calls(tree):
+        why = refusal(function, allow_functions(info), column_default)
+        if why:
+            raise problem(why)
+
+
+def _expression(column_default: bool) -> Callable[[str, ValidationInfo], str]:
+    def check(value: str, info: ValidationInfo) -> str:
+        try:
+            tree = expression_tree(value)
+        except SqlProblem as exc:
+            raise problem(str(exc)) from None
+        refuse_calls(tree, info, column_default)
+        return value
+
+    return check
+
+
+# exactly one SQL expression, calling no function with side effects (sql_text.py, functions.py)
+SqlExpression = Annotated[Sql, AfterValidator(_expression(column_default=False))]
+OptionalSqlExpression = Annotated[OptionalSql, AfterValidator(_expression(column_default=False))]
+# a column's DEFAULT: an expression that may also take the next value of a sequence
+ColumnDefault = Annotated[OptionalSql, AfterValidator(_expression(column_default=True))]
+
+
+def _statements(value: str) -> str:
+    try:
+        statements(value)
+    except SqlProblem as exc:
+        raise problem(str(exc)) from None
+    return value
+
+
+# raw_sql's up and down: statements PostgreSQL's parser reads (the one place for statements)
+SqlStatements = Annotated[Sql, AfterValidator(_statements)]
+
+
+def check_query(text: str, info: ValidationInfo) -> None:
+    """`text` is one SELECT calling no function with side effects, or a problem is raised."""
+    try:
+        tree = query_tree(text)
+    except SqlProblem as exc:
+        raise problem(str(exc)) from None
+    refuse_calls(tree, info)
 
 
 def _sql_type(value: Any) -> str:
-    why = type_problem(value)
+    if not isinstance(value, str) or not value.strip():
+        raise problem("must be a non-empty SQL type such as 'text' or 'numeric(10,2)'")
+    why = type_problem(value.strip())
     if why:
         raise problem(why)
     return value.strip()

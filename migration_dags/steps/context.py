@@ -11,6 +11,7 @@ from ..identifiers import TableName
 from ..operations.base import OpContext
 from ..schema_model import SchemaModel, read_schema
 from ..spec import Migration
+from ..spec.catalog_check import check_expressions
 from ..state.saved_columns import read_saved_columns
 
 # What an offline plan shows where only the live catalog knows the answer.
@@ -25,11 +26,21 @@ def live_model(conn: psycopg.Connection, migration: Migration) -> SchemaModel:
 
 
 def validate(conn: psycopg.Connection, migration: Migration) -> SchemaModel:
-    """Check every operation against the live schema, in order. Changes nothing."""
+    """Check every operation against the live schema, in order, and its expressions against the
+    live catalog (catalog_check.py, in rolled-back transactions). Changes nothing.
+
+    After a raw_sql the catalog may differ from what later operations will meet (a CREATE TYPE,
+    a function), so their expressions are checked at load time only."""
     model = live_model(conn, migration)
+    catalog_known = True
     for op in migration.operations:
         op.validate(model)
+        if catalog_known:
+            check_expressions(conn, op, model, migration.allow_functions, after_apply=False)
         op.apply(model)
+        if catalog_known:
+            check_expressions(conn, op, model, migration.allow_functions, after_apply=True)
+        catalog_known = catalog_known and op.kind != "raw_sql"
     return model
 
 

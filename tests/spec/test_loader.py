@@ -63,7 +63,7 @@ MALFORMED = {
     "empty_operations": ("name: {n}\noperations: []\n", "operations"),
     "unknown_operation": ("name: {n}\noperations: [{add_colum: {table: t}}]\n", "operations[0]"),
     "two_keys_in_operation": (
-        "name: {n}\noperations: [{raw_sql: {up: x, down: y}, add_column: {}}]\n", "operations[0]"),
+        "name: {n}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}, add_column: {}}]\n", "operations[0]"),
     "missing_column_type": (
         "name: {n}\noperations: [{add_column: {table: t, column: {name: c}}}]\n",
         "operations[0].add_column.column.type"),
@@ -76,25 +76,25 @@ MALFORMED = {
         "name: {n}\noperations: [{add_column: {table: t, column: {name: c, type: 'int; DROP TABLE t'}}}]\n",
         "operations[0].add_column.column.type"),
     "negative_batch_size": (
-        "name: {n}\nsettings: {batch_size: -5}\noperations: [{raw_sql: {up: x, down: y}}]\n",
+        "name: {n}\nsettings: {batch_size: -5}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n",
         "settings.batch_size"),
     "string_lock_timeout": (
-        "name: {n}\nsettings: {lock_timeout_ms: soon}\noperations: [{raw_sql: {up: x, down: y}}]\n",
+        "name: {n}\nsettings: {lock_timeout_ms: soon}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n",
         "settings.lock_timeout_ms"),
     "bad_row_count_rule": (
-        "name: {n}\nvalidation: {row_count: roughly}\noperations: [{raw_sql: {up: x, down: y}}]\n",
+        "name: {n}\nvalidation: {row_count: roughly}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n",
         "validation.row_count"),
     "depends_on_mapping": (
-        "name: {n}\ndepends_on: {a: 1}\noperations: [{raw_sql: {up: x, down: y}}]\n", "depends_on"),
+        "name: {n}\ndepends_on: {a: 1}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n", "depends_on"),
     "database_env_lowercase": (
-        "name: {n}\ndatabase: {url_env: my_url}\noperations: [{raw_sql: {up: x, down: y}}]\n",
+        "name: {n}\ndatabase: {url_env: my_url}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n",
         "database.url_env"),
     "not_null_without_fill": (
         "name: {n}\noperations: [{add_column: {table: t, column: {name: c, type: int, nullable: false}}}]\n",
         "operations[0].add_column.column.nullable"),
-    "tables_not_list": ("name: {n}\ntables: users\noperations: [{raw_sql: {up: x, down: y}}]\n", "tables"),
+    "tables_not_list": ("name: {n}\ntables: users\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n", "tables"),
     "tables_item_not_a_name": (
-        "name: {n}\ntables: [users, 7]\noperations: [{raw_sql: {up: x, down: y}}]\n", "tables[1]"),
+        "name: {n}\ntables: [users, 7]\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n", "tables[1]"),
     "empty_file": ("", "(top level)"),
 }
 
@@ -136,16 +136,16 @@ def test_unsafe_identifiers_are_refused(migrations_dir, name, why):
 
 
 DUPLICATE_KEYS = {
-    "top_level": ("name: {n}\nname: {n}\noperations: [{raw_sql: {up: x, down: y}}]\n", "name", (1, 2)),
+    "top_level": ("name: {n}\nname: {n}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n", "name", (1, 2)),
     "in_settings": (
         "name: {n}\nsettings:\n  retries: 1\n  batch_size: 5\n  retries: 2\n"
-        "operations: [{raw_sql: {up: x, down: y}}]\n", "settings.retries", (3, 5)),
+        "operations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n", "settings.retries", (3, 5)),
     "in_an_operation": (
-        "name: {n}\noperations:\n  - raw_sql: {up: x, down: y}\n  - add_column:\n      table: users\n"
+        "name: {n}\noperations:\n  - raw_sql: {up: 'select 1', down: 'select 2'}\n  - add_column:\n      table: users\n"
         "      column: {name: c, type: int}\n      table: orders\n",
         "operations[1].add_column.table", (5, 7)),
     "in_a_flow_mapping": (
-        "name: {n}\noperations: [{raw_sql: {up: x, down: y, up: z}}]\n", "operations[0].raw_sql.up", (2, 2)),
+        "name: {n}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2', up: 'select 3'}}]\n", "operations[0].raw_sql.up", (2, 2)),
 }
 
 
@@ -168,7 +168,7 @@ def test_a_merge_key_may_be_overridden(migrations_dir):
     settings:
       <<: {retries: 1, batch_size: 5}
       retries: 2
-    operations: [{raw_sql: {up: x, down: y}}]
+    operations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]
     """
     m = load_migration(write(migrations_dir, "merged", text))
     assert (m.settings.retries, m.settings.batch_size) == (2, 5)
@@ -189,7 +189,7 @@ def test_a_key_without_a_value_is_left_out(migrations_dir):
 
 def test_every_setting_can_be_written_in_the_file(migrations_dir):
     written = {f.name: getattr(MigrationSettings(), f.name) + 1 for f in dataclasses.fields(MigrationSettings)}
-    text = f"name: all_settings\nsettings: {written}\noperations: [{{raw_sql: {{up: x, down: y}}}}]\n"
+    text = f"name: all_settings\nsettings: {written}\noperations: [{{raw_sql: {{up: 'select 1', down: 'select 2'}}}}]\n"
     m = load_migration(write(migrations_dir, "all_settings", text))
     assert m.settings == MigrationSettings(**written)
 
