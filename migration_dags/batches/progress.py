@@ -103,16 +103,16 @@ class PartitionResult:
     rows_scanned: int = 0
     paused_s: float = 0.0
     pauses: dict[str, float] = field(default_factory=dict)
-    cancelled_batches: int = 0
 
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def progress_logger(log: Callable[[str], None], every_s: float = 2.0) -> Callable[[BatchProgress], None]:
-    """An on_batch that logs a progress_line at most every `every_s`, and always the last one
-    and every pause of a second or more (a long transaction, a lagging replica)."""
+def progress_logger(log: Callable[[str], None], every_s: float = 5.0) -> Callable[[BatchProgress], None]:
+    """An on_batch that logs a progress_line at most every `every_s` (into the run's logs), and
+    always the last one and every pause of a second or more (a long transaction, a lagging
+    replica)."""
     last = [0.0]
 
     def on_batch(p: BatchProgress) -> None:
@@ -120,6 +120,53 @@ def progress_logger(log: Callable[[str], None], every_s: float = 2.0) -> Callabl
         if p.done or p.paused_s >= 1.0 or now - last[0] >= every_s:
             last[0] = now
             log(progress_line(p))
+
+    return on_batch
+
+
+def progress_bar(p: BatchProgress, width: int = 30) -> str:
+    """One line for a terminal: the table's rows done, rate and ETA."""
+    total, done = (p.table_rows_total, p.table_rows_done) if p.table_rows_total else (
+        p.rows_total, p.rows_done)
+    frac = min(done / total, 1.0) if total else (1.0 if p.done else 0.0)
+    filled = int(frac * width)
+    eta = p.table_eta_s if p.table_rows_total else p.eta_s
+    tail = "" if eta is None else f" ETA {_duration(eta)}"
+    paused = f" paused: {p.pause_reason}" if p.pause_reason else ""
+    return (f"backfill {p.table or p.partition} [{'#' * filled}{'.' * (width - filled)}] "
+            f"{100 * frac:3.0f}% {done:,}/~{total:,} rows {p.rows_per_s:,.0f} rows/s{tail}{paused}")
+
+
+def terminal_progress(stream=None, every_s: float = 5.0) -> Callable[[BatchProgress], None]:
+    """An on_batch for the person running the CLI: on a terminal a bar redrawn in place (at most
+    10 times a second), otherwise a plain progress_line every `every_s` and at the end."""
+    import sys
+
+    out = sys.stderr if stream is None else stream
+    tty = bool(getattr(out, "isatty", lambda: False)())
+    last = [-1e9]  # the first report shows at once
+
+    def on_batch(p: BatchProgress) -> None:
+        now = time.monotonic()
+        if tty:
+            if p.done or now - last[0] >= 0.1:
+                last[0] = now
+                out.write("\r\x1b[Kmigration-dags: " + progress_bar(p) + ("\n" if p.done else ""))
+                out.flush()
+        elif p.done or p.paused_s >= 1.0 or now - last[0] >= every_s:
+            last[0] = now
+            out.write(f"migration-dags: {progress_line(p)}\n")
+            out.flush()
+
+    return on_batch
+
+
+def both(*callbacks: Callable[[BatchProgress], None] | None) -> Callable[[BatchProgress], None]:
+    chosen = [c for c in callbacks if c is not None]
+
+    def on_batch(p: BatchProgress) -> None:
+        for c in chosen:
+            c(p)
 
     return on_batch
 

@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 class MigrationSettings:
     lock_timeout_ms: int = 500
     retries: int = 8
-    batch_size: int = 10_000
+    batch_size: int = 2_000  # measured best under traffic (README, Benchmarks)
     partition_rows: int = 250_000
     batch_pause_ms: int = 0
-    # the backfill's throttle (throttle.py): cancel a batch a client waited on this long (0:
-    # never); pause while a transaction is older, or a replica lags more, than this (0: no limit)
+    # the backfill's throttle (throttle.py): step aside when clients waited this long on a batch
+    # (0: never); pause while a transaction is older, or a replica lags more, than this (0: no limit)
     max_client_wait_ms: int = ThrottleSettings.max_client_wait_ms
     max_transaction_age_s: int = int(ThrottleSettings.max_transaction_age_s)
     max_replication_lag_s: int = int(ThrottleSettings.max_replication_lag_s)

@@ -5,7 +5,7 @@
     depends_on: [create_users]            # ordering; cycles and two heads are errors
     database: default                     # or {url_env: ORDERS_DATABASE_URL}
     tables: [users]                       # every table the operations change
-    settings: {lock_timeout_ms: 500, retries: 8, batch_size: 10000, partition_rows: 250000}
+    settings: {lock_timeout_ms: 500, retries: 8, batch_size: 2000, partition_rows: 250000}
     validation: {row_count: exact, suites: [users_email_verification]}
     allow_functions: [app.normalise_email]  # functions expressions may call beyond the safe ones
     operations:
@@ -58,7 +58,7 @@ class SettingsSpec(SpecModel):
     batch_pause_ms: whole_number(0) = _DEFAULT.batch_pause_ms
     """Pause between batches."""
     max_client_wait_ms: whole_number(0) = _DEFAULT.max_client_wait_ms
-    """Cancel a batch a client has waited on this long (0: never)."""
+    """Step aside (pause) when clients have waited this long on a batch (0: never)."""
     max_transaction_age_s: whole_number(0) = _DEFAULT.max_transaction_age_s
     """Pause the backfill while a transaction is older than this (0: no limit)."""
     max_replication_lag_s: whole_number(0) = _DEFAULT.max_replication_lag_s

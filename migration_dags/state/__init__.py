@@ -11,7 +11,6 @@ and `migration_dags_backup` (backups), lives in this package; callers import fro
 from .backups import BackupRecord, backup_row_count, backups, forget_backups, record_backup
 from .ranges import (
     SavedRange,
-    add_range_rows,
     forget_ranges,
     ranges_status,
     range_keys,
@@ -20,6 +19,7 @@ from .ranges import (
     reset_ranges,
     rows_done_in_other_ranges,
     save_range_position,
+    touch_ranges,
 )
 from .saved_columns import SavedColumn, read_saved_columns
 from .schema import (
@@ -33,9 +33,9 @@ from .steps import applied_steps, is_applied, mark_applied, mark_undone
 
 __all__ = [
     "BACKUP_SCHEMA", "STATE_SCHEMA", "BackupRecord", "SavedColumn", "SavedRange",
-    "add_range_rows", "applied_steps", "backup_row_count", "backups", "drop_state_if_unused",
+    "applied_steps", "backup_row_count", "backups", "drop_state_if_unused",
     "ensure_state_tables", "forget_backups", "forget_ranges", "is_applied", "mark_applied",
     "mark_undone", "ranges_status", "range_keys", "read_range", "read_saved_columns",
     "record_backup", "record_range", "reset_ranges", "rows_done_in_other_ranges",
-    "save_range_position", "state_exists",
+    "save_range_position", "state_exists", "touch_ranges",
 ]

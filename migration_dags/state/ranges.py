@@ -70,12 +70,11 @@ def read_range(conn: psycopg.Connection, migration: str, key: str) -> SavedRange
     return SavedRange(task_index, _key(lower), _key(upper), _key(position), done)
 
 
-def add_range_rows(conn: psycopg.Connection, migration: str, key: str, rows: int) -> None:
-    """Count a batch's rows, its position not saved yet (an earlier batch is still running)."""
+def touch_ranges(conn: psycopg.Connection, migration: str) -> None:
+    """A small write to the migration's ranges: the WAL a synchronous commit needs to flush
+    the asynchronous batch commits before it (batches.runner.make_durable)."""
     conn.execute(
-        f"""UPDATE {BACKFILL_RANGES} SET rows_done = rows_done + %s,
-              updated_at = now() WHERE migration = %s AND partition_key = %s""",
-        (rows, migration, key))
+        f"UPDATE {BACKFILL_RANGES} SET updated_at = now() WHERE migration = %s", (migration,))
 
 
 def save_range_position(

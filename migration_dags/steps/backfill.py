@@ -33,17 +33,20 @@ class BackfillStep(Step):
             raise RefusedError(f"{run.name}: backfill partition {partition!r} is not planned")
         todo = [k for k, done, _n in status if not done and partition in (None, k)]
         results = []
+        throttle = batches.throttle_for(settings)
+        on_batch = batches.both(batches.progress_logger(run.log), batches.terminal_progress())
         for key in todo:
             result = batches.run_partition(
                 run.conn, run.name, key, tasks, settings.batch_size,
-                run.engine.lock_settings.lock_timeout_ms,
-                throttle=batches.throttle_for(settings, run.engine.database_url),
-                on_batch=batches.progress_logger(run.log),
+                batches.BATCH_LOCK_TIMEOUT_MS, throttle=throttle, on_batch=on_batch,
             )
             results.append(result)
             report.results.append(ActionResult(
                 Action(f"backfill partition {key}", result.sample_sql or "-- nothing to do"),
                 True, result.rows, result.elapsed_s, 1 + result.retries, 0.0))
+        if todo:
+            # the batches committed asynchronously: one synchronous commit flushes them all
+            batches.make_durable(run.conn, run.name)
         remaining = [k for k, d, _n in state.ranges_status(run.conn, run.name) if not d]
         rows = sum(r.rows for r in results)
         report.extra.update({
@@ -51,6 +54,9 @@ class BackfillStep(Step):
             "partitions_total": len(status),
             "rows": rows,
             "rows_per_s": round(rows / max(sum(r.elapsed_s for r in results), 1e-9), 1),
+            "batches": sum(r.batches for r in results),
+            "lock_retries": sum(r.retries for r in results),
+            "paused_s": round(sum(r.paused_s for r in results), 3),
         })
         report.complete = not remaining
         report.recorded = dict(report.extra)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from batches.items import migration_file, seed_items
 from migration_dags import batches as backfill
 from migration_dags.engine import MigrationEngine
@@ -34,3 +36,33 @@ def test_progress_reports_rows_total_rate_and_eta(conn, database_url, migrations
     conn.execute(f"UPDATE {STATE_SCHEMA}.backfill_ranges SET done = false, position_key = NULL")
     engine.up("backfill")
     assert any("backfill 00-00000" in ln and "(done)" in ln for ln in lines)
+
+
+def _progress(done, rows_done, total=1000):
+    return backfill.BatchProgress("00-00000", rows_done, 1, 1.0, done, rows_done, total, 500.0,
+                                  None if done else (total - rows_done) / 500, table="public.t")
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_a_terminal_gets_a_bar_redrawn_in_place_and_a_pipe_gets_plain_lines():
+    tty, pipe = _Stream(True), _Stream(False)
+    for stream in (tty, pipe):
+        show = backfill.terminal_progress(stream, every_s=3600)
+        show(_progress(False, 500))
+        show(_progress(False, 600))  # within the interval: a pipe gets nothing
+        show(_progress(True, 1000))
+    assert tty.getvalue().startswith("\r\x1b[Kmigration-dags: backfill public.t [")
+    assert "50% 500/~1,000 rows 500 rows/s ETA 1s" in tty.getvalue()
+    assert tty.getvalue().endswith("100% 1,000/~1,000 rows 500 rows/s\n")
+    lines = pipe.getvalue().splitlines()
+    assert len(lines) == 2 and all(line.startswith("migration-dags: backfill 00-00000: ")
+                                   for line in lines)
+    assert lines[1].endswith("(done)")

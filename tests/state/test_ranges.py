@@ -31,7 +31,7 @@ def test_recorded_ranges_read_back_with_their_keys_as_lists(planned):
 
 def test_rows_and_position_are_kept_only_when_the_batch_transaction_commits(planned):
     with planned.transaction():
-        state.add_range_rows(planned, "m", "00-00001", 10)
+        state.save_range_position(planned, "m", "00-00001", ["5", "x"], 10, False)
         state.save_range_position(planned, "m", "00-00001", ["7", "x"], 5, False)
 
     class Rollback(Exception):
