@@ -6,7 +6,7 @@
       up NAME              run the steps not applied yet, each as a run in the Dagster instance
       down NAME            run NAME's rollback job (down steps in reverse, ending with the proof)
       status NAME [--json] steps applied, backfill partitions done, rows
-      restore NAME         after a failed rollback proof: put the backup's rows back exactly
+      restore NAME         after a failed rollback proof: put back what the migration changed
       audit [NAME] [--since ISO-DATE] [--json]   who ran what and when, from the run history
 
 `up` and `down` go through the Dagster instance at DAGSTER_HOME, so they appear in the UI's run
@@ -121,9 +121,19 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    report = engine.restore()
-    _progress(f"{args.name}: restored {report.rows} rows from the backup; the tables equal their "
-              "pre-migration backup, which is now dropped")
+    discard = args.discard_application_writes
+    report = engine.restore(discard_application_writes=discard)
+    if discard:
+        _progress(f"{args.name}: restored {report.rows} rows from the backup, DISCARDING every "
+                  "application write since the backup (--discard-application-writes)")
+    else:
+        _progress(f"{args.name}: restored {report.rows} rows the migration changed and the "
+                  "application did not write; every application write is kept")
+        for table, c in report.extra.get("conflicts", {}).items():
+            _progress(f"  conflict: {c['rows']} rows of {table} both the migration and the "
+                      f"application changed, left as the application wrote them (keys "
+                      f"{', '.join(c['keys'])})")
+    _progress(f"{args.name}: the rollback proof passed; the backup is dropped")
     return 0
 
 
@@ -217,8 +227,11 @@ def _parser() -> argparse.ArgumentParser:
     command("plan", cmd_plan, "print the SQL of every step; changes nothing")
     command("up", cmd_up, "run every step not applied yet, each as a Dagster run")
     command("down", cmd_down, "roll back: the down steps in reverse, ending with the backup proof")
-    command("restore", cmd_restore, "after a rollback whose proof failed (exit 4): put the backed-up "
-            "rows back exactly, discarding writes made to those tables since the backup")
+    restore = command("restore", cmd_restore, "after a rollback whose proof failed (exit 4): put "
+                      "back the rows the migration changed that the application did not write")
+    restore.add_argument("--discard-application-writes", action="store_true",
+                         help="put the backed-up rows back exactly, losing every write the "
+                              "application made to those tables since the backup")
     status = command("status", cmd_status, "steps applied, backfill partitions done, rows")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     audit = command("audit", cmd_audit, "who ran which migration step and when, oldest first, "

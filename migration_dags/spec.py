@@ -47,6 +47,7 @@ class MigrationSettings:
 class ValidationSpec:
     row_count: str = "exact"  # exact | grows | any
     suites: tuple[str, ...] = ()
+    row_count_tolerance: int = 0  # exact: rows more or fewer than expected still passing
 
 
 @dataclass
@@ -176,8 +177,9 @@ def _validation(reader: FieldReader) -> ValidationSpec:
         suites = [suites]
     if not isinstance(suites, list) or not all(isinstance(s, str) and s for s in suites):
         raise sub.error("suites", "must be a list of suite names (files in expectations/)")
+    tolerance = sub.integer("row_count_tolerance", 0)
     sub.finish()
-    return ValidationSpec(row_count, tuple(suites))
+    return ValidationSpec(row_count, tuple(suites), tolerance)
 
 
 def _operations(reader: FieldReader) -> list[Operation]:
