@@ -24,7 +24,7 @@ from __future__ import annotations
 import psycopg
 
 from ..db.tool_writes import TOOL_WRITE_SETTING
-from ..identifiers import TableName, quote, short_name
+from ..identifiers import TableName, literal, quote, short_name
 from .schema import BACKUP_SCHEMA, STATE_SCHEMA
 
 
@@ -126,6 +126,15 @@ def stop(conn: psycopg.Connection, source: TableName, migration: str) -> None:
 def exists(conn: psycopg.Connection, backup: TableName) -> bool:
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL",
                         (capture_table(backup).sql,)).fetchone()[0]
+
+
+def rename_written_sql(backup: TableName, old: str, new: str) -> str:
+    """After a column rename: what the application wrote under the old name is under the new one
+    (run in the rename's transaction, which blocks writes)."""
+    cap = capture_table(backup)
+    o, n = literal(old), literal(new)
+    return (f"UPDATE {cap.sql} SET written = (written - {o}) || jsonb_build_object({n}, written -> {o}) "
+            f"WHERE written ? {o}")
 
 
 def key_match(keys: list[str], a: str, b: str) -> str:
