@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import psycopg
 
+from .db.tool_writes import MARK_TOOL_WRITE
 from .fingerprint import column_names, data_fingerprint, schema_fingerprint
-from .identifiers import TableName, quote, short_name
+from .identifiers import TableName, literal, quote, short_name
 from .schema_model import primary_key_columns
 from .state import BACKUP_SCHEMA, BackupRecord
+from .state.capture import capture_table
 
 
 def backup_table_name(migration: str, run_id: str | None, source: TableName) -> TableName:
@@ -45,7 +47,7 @@ def drop_backup(conn: psycopg.Connection, record: BackupRecord) -> None:
     conn.execute(f"DROP TABLE IF EXISTS {record.backup.sql}")
 
 
-def _restorable_columns(conn: psycopg.Connection, record: BackupRecord) -> list[str]:
+def restorable_columns(conn: psycopg.Connection, record: BackupRecord) -> list[str]:
     """Columns both in the backup and in the table now, not generated."""
     live = set(column_names(conn, record.source))
     generated = {
@@ -60,12 +62,17 @@ def _restorable_columns(conn: psycopg.Connection, record: BackupRecord) -> list[
 
 
 def restore_table(conn: psycopg.Connection, record: BackupRecord) -> int:
-    """Make the table's rows exactly the backup's. Returns the number of rows changed."""
-    cols = _restorable_columns(conn, record)
+    """Make the table's rows exactly the backup's, discarding every write since the backup and
+    the record of the application's writes with them. Returns the number of rows changed."""
+    cols = restorable_columns(conn, record)
     col_list = ", ".join(quote(c) for c in cols)
     src, bak, keys = record.source, record.backup, record.key_columns
     changed = 0
     with conn.transaction():
+        conn.execute(f"LOCK TABLE {src.sql} IN SHARE ROW EXCLUSIVE MODE")
+        conn.execute(MARK_TOOL_WRITE)
+        if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (capture_table(bak).sql,)).fetchone()[0]:
+            conn.execute(f"TRUNCATE {capture_table(bak).sql}")
         # Deleting runs with triggers on: a row another table references must make this fail
         # loudly (or cascade as the schema says), not leave orphans.
         changed += conn.execute(delete_missing_sql(src, bak, keys) if keys else f"DELETE FROM {src.sql}").rowcount
@@ -93,23 +100,40 @@ def _key_match(keys: list[str]) -> str:
     return " AND ".join(f"s.{quote(k)} = b.{quote(k)}" for k in keys)
 
 
-def delete_missing_sql(table: TableName, backup: TableName, keys: list[str]) -> str:
-    """Delete the rows of `table` (as s) whose key the backup (as b) does not have."""
-    return (
+def delete_missing_sql(
+    table: TableName, backup: TableName, keys: list[str], keep_writes: bool = False
+) -> str:
+    """Delete the rows of `table` (as s) whose key the backup (as b) does not have; keep_writes:
+    not the rows the application wrote since the backup (its inserts), with the table locked
+    against writes for the statement."""
+    sql = (
         f"DELETE FROM {table.sql} AS s\n"
         f"WHERE NOT EXISTS (SELECT 1 FROM {backup.sql} AS b WHERE {_key_match(keys)})"
     )
+    if not keep_writes:
+        return sql
+    cap = capture_table(backup)
+    written = " AND ".join(f"w.{quote(k)} = s.{quote(k)}" for k in keys)
+    return (f"LOCK TABLE {table.sql} IN SHARE ROW EXCLUSIVE MODE;\n{sql}\n"
+            f"  AND NOT EXISTS (SELECT 1 FROM {cap.sql} AS w WHERE {written})")
 
 
 def restore_columns_sql(
-    table: TableName, backup: TableName, keys: list[str], columns: list[str]
+    table: TableName, backup: TableName, keys: list[str], columns: list[str],
+    keep_writes: bool = False,
 ) -> str | None:
     """Set `columns` of every row present in the backup back to the backed-up values, writing
     only rows that differ; None when there is no column to restore (keys are what rows are
-    matched on, never restored)."""
+    matched on, never restored).
+
+    keep_writes: a column the application wrote since the backup (state/capture.py) takes the value
+    it wrote instead, in every row that still exists, backed up or not; the table is locked against
+    writes for the statement, so no write lands between reading the capture and writing the row."""
     columns = [c for c in columns if c not in keys]
     if not columns or not keys:
         return None
+    if keep_writes:
+        return _restore_keeping_writes_sql(table, backup, keys, columns)
     sets = ", ".join(f"{quote(c)} = b.{quote(c)}" for c in columns)
     differs = (
         "ROW(" + ", ".join(f"s.{quote(c)}" for c in columns) + ") IS DISTINCT FROM ROW("
@@ -118,4 +142,35 @@ def restore_columns_sql(
     return (
         f"UPDATE {table.sql} AS s SET {sets} FROM {backup.sql} AS b\n"
         f"WHERE {_key_match(keys)} AND {differs}"
+    )
+
+
+def _restore_keeping_writes_sql(
+    table: TableName, backup: TableName, keys: list[str], columns: list[str]
+) -> str:
+    cap = capture_table(backup)
+    written = f"(jsonb_populate_record(NULL::{table.sql}, v.written))"
+
+    def value(c: str) -> str:
+        # the application's write, else the backup's value, else (a row only the application
+        # has, which never wrote this column) the row's own value, e.g. a re-added column's default
+        return (f"CASE WHEN v.written ? {literal(c)} THEN {written}.{quote(c)} "
+                f"WHEN v.in_backup THEN v.{quote(c)} ELSE s.{quote(c)} END")
+
+    kcols = ", ".join(f"coalesce(b.{quote(k)}, w.{quote(k)}) AS {quote(k)}" for k in keys)
+    bcols = ", ".join(f"b.{quote(c)}" for c in columns)
+    join = " AND ".join(f"w.{quote(k)} = b.{quote(k)}" for k in keys)
+    target = (f"SELECT {kcols}, b.{quote(keys[0])} IS NOT NULL AS in_backup, "
+              f"coalesce(w.written, '{{}}') AS written, {bcols}\n"
+              f"  FROM {backup.sql} AS b FULL JOIN {cap.sql} AS w ON {join}")
+    sets = ", ".join(f"{quote(c)} = {value(c)}" for c in columns)
+    differs = (
+        "ROW(" + ", ".join(f"s.{quote(c)}" for c in columns) + ") IS DISTINCT FROM ROW("
+        + ", ".join(value(c) for c in columns) + ")"
+    )
+    match = " AND ".join(f"s.{quote(k)} = v.{quote(k)}" for k in keys)
+    return (
+        f"LOCK TABLE {table.sql} IN SHARE ROW EXCLUSIVE MODE;\n"
+        f"UPDATE {table.sql} AS s SET {sets}\nFROM ({target}) AS v\n"
+        f"WHERE {match} AND {differs}"
     )

@@ -6,7 +6,7 @@
       up NAME              run the steps not applied yet, each as a run in the Dagster instance
       down NAME            run NAME's rollback job (down steps in reverse, ending with the proof)
       status NAME [--json] steps applied, backfill partitions done, rows
-      restore NAME         after a failed rollback proof: put the backup's rows back exactly
+      restore NAME         after a failed rollback proof: put back what the migration changed
       audit [NAME] [--since ISO-DATE] [--json]   who ran what and when, from the run history
 
 The global options may come before or after the command; given in both places, the one after wins.
@@ -141,12 +141,25 @@ def cmd_down(options: GlobalOptions, name: str) -> int:
     return 0
 
 
-@command("restore", "after a rollback whose proof failed (exit 4): put the backed-up rows back "
-         "exactly, discarding writes made to those tables since the backup", migration_name())
-def cmd_restore(options: GlobalOptions, name: str) -> int:
-    report = _engine(options, name).restore()
-    _progress(f"{name}: restored {report.rows} rows from the backup; the tables equal their "
-              "pre-migration backup, which is now dropped")
+@command("restore", "after a rollback whose proof failed (exit 4): put back the rows the "
+         "migration changed that the application did not write", migration_name(),
+         click.option("--discard-application-writes", is_flag=True,
+                      help="put the backed-up rows back exactly, losing every write the "
+                           "application made to those tables since the backup"))
+def cmd_restore(options: GlobalOptions, name: str, discard_application_writes: bool) -> int:
+    discard = discard_application_writes
+    report = _engine(options, name).restore(discard_application_writes=discard)
+    if discard:
+        _progress(f"{name}: restored {report.rows} rows from the backup, DISCARDING every "
+                  "application write since the backup (--discard-application-writes)")
+    else:
+        _progress(f"{name}: restored {report.rows} rows the migration changed and the "
+                  "application did not write; every application write is kept")
+        for table, c in report.extra.get("conflicts", {}).items():
+            _progress(f"  conflict: {c['rows']} rows of {table} both the migration and the "
+                      f"application changed, left as the application wrote them (keys "
+                      f"{', '.join(c['keys'])})")
+    _progress(f"{name}: the rollback proof passed; the backup is dropped")
     return 0
 
 

@@ -108,11 +108,15 @@ class MigrationEngine:
             impl.after_down(run, report)
             return report
 
-    def restore(self) -> StepReport:
-        """Put the backed-up rows back exactly (steps/backup.py), then the backup step's down:
-        the proof, and the backups dropped."""
+    def restore(self, discard_application_writes: bool = False) -> StepReport:
+        """Put back the rows the migration changed and the application did not write since the
+        backup (steps/backup.py; rows both changed are listed in report.extra["conflicts"]), then
+        the backup step's down: the proof, and the backups dropped. discard_application_writes:
+        every backed-up row exactly as the backup has it, losing every write since the backup."""
+        if discard_application_writes:
+            self.log("restore: discarding every application write since the backup, as asked")
         with self.locked("restore") as conn:
-            report = restore_backup(StepRun(self, conn))
+            report = restore_backup(StepRun(self, conn), discard_application_writes)
         report.extra.update(self.down("backup").extra)
         return report
 

@@ -283,3 +283,53 @@ def test_ctrl_c_exits_130_with_one_line(capsys, folder, items_url, monkeypatch):
     assert code == 130
     assert err == ["migration-dags: error: interrupted; a step that was running has undone its own "
                    "partial work or will resume where it stopped"]
+
+
+UNDER_WRITES = """
+name: stamp_users
+description: A column whose parity check can never pass, on a table the application keeps writing.
+tables: [users]
+settings: {partition_rows: 1000, batch_size: 200}
+operations:
+  - add_column:
+      table: users
+      column: {name: stamped, type: double precision}
+      up: "extract(epoch from clock_timestamp())"
+"""
+
+
+def test_a_failed_validation_under_writes_exits_3_keeping_every_application_write(
+        capsys, migrations_dir, database_url, home):
+    """The row counts pass although rows come and go (backup + inserted - deleted); the parity
+    check fails; the rollback's proof passes under the same writes: exit 3, not 4, and every
+    write the application made is there."""
+    from operations.lifecycle import run_sql
+    from operations.writers import Application, Workload, check_writes_survived, rows_as_text
+
+    run_sql(database_url, """
+        CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);
+        INSERT INTO users SELECT g, 'user' || g || '@Example.com' FROM generate_series(1, 3000) g;
+    """)
+    (migrations_dir / "stamp_users.yaml").write_text(UNDER_WRITES)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        before = rows_as_text(conn, "users", "id")
+    app = Application(database_url, Workload(
+        "users", "id", range(1, 3001),
+        insert=lambda rng, k: {"email": f"new{k}@Example.com"},
+        updates=[lambda rng: {"email": f"w{rng.randrange(10**6)}@Example.com"}],
+        optional={"stamped"}, pause_s=0.005)).start()
+    try:
+        app.wait_for_writes(20)
+        code, _, err = run(capsys, "up", "stamp_users", "--migrations-dir", str(migrations_dir),
+                           "--database-url", database_url)
+    finally:
+        app.stop()
+    assert code == 3, err
+    [line] = errors(err)
+    assert "validation failed: users.stamped.equals_up" in line and "rolled back" in line
+    assert "row_count" not in line
+    assert app.counts["insert"] and app.counts["update"] and app.counts["delete"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        check_writes_survived(app, rows_as_text(conn, "users", "id"), before, when="after exit 3")
+        assert conn.execute("SELECT count(*) FROM information_schema.columns "
+                            "WHERE column_name = 'stamped'").fetchone()[0] == 0

@@ -17,7 +17,7 @@ from migration_dags.errors import (
     StepFailedError,
     TableDoesNotExistError,
 )
-from migration_dags.db import ADVISORY_LOCK_KEY
+from migration_dags.db import ADVISORY_LOCK_KEY, MARK_TOOL_WRITE
 from migration_dags.spec import load_migration
 from migration_dags.steps import STEPS
 
@@ -175,17 +175,39 @@ def test_concurrent_run_is_refused(conn, database_url, migrations_dir):
 
 
 def test_rollback_proof_fails_loudly_when_data_differs(conn, database_url, migrations_dir):
+    """A write marked as the tool's own (as a backfill batch or a restore is) that nothing undid:
+    the tool changed a row, so the proof fails."""
+    seed(conn)
+    engine = engine_for(migrations_dir, database_url)
+    up_all(engine)
+    for step in ("cutover", "validation", "backfill", "schema_change"):
+        engine.down(step)
+    with conn.transaction():
+        conn.execute(MARK_TOOL_WRITE)
+        conn.execute("UPDATE users SET email = 'changed' WHERE id = 3")
+    with pytest.raises(RollbackFailedError) as info:
+        engine.down("backup")
+    assert "public.users (data: rows the application did not write" in str(info.value)
+    assert "restore" in str(info.value)
+    # the backup is kept so nothing is lost
+    assert engine.status().is_applied("backup") is True
+
+
+def test_application_writes_between_the_downs_are_not_a_difference(conn, database_url, migrations_dir):
     seed(conn)
     engine = engine_for(migrations_dir, database_url)
     up_all(engine)
     for step in ("cutover", "validation", "backfill", "schema_change"):
         engine.down(step)
     conn.execute("UPDATE users SET email = 'changed' WHERE id = 3")
-    with pytest.raises(RollbackFailedError) as info:
-        engine.down("backup")
-    assert "public.users (data)" in str(info.value) and "restore" in str(info.value)
-    # the backup is kept so nothing is lost
-    assert engine.status().is_applied("backup") is True
+    conn.execute("DELETE FROM users WHERE id = 4")
+    conn.execute("INSERT INTO users (email, created_at) VALUES ('new@x', '2020-01-01')")
+    report = engine.down("backup")
+    proof = report.extra["proof"]["public.users"]
+    assert proof["untouched_rows_equal"] and proof["application_inserted"] == 1
+    assert proof["application_deleted"] == 1 and proof["application_writes_lost"] == 0
+    assert conn.execute("SELECT email FROM users WHERE id = 3").fetchone()[0] == "changed"
+    assert engine.status().is_applied("backup") is False
 
 
 def test_live_writes_during_backfill_are_filled_by_trigger(conn, database_url, migrations_dir):
@@ -200,9 +222,10 @@ def test_live_writes_during_backfill_are_filled_by_trigger(conn, database_url, m
     assert conn.execute("SELECT old FROM users WHERE id = 400").fetchone()[0] is True
 
 
-def test_restore_after_a_failed_proof_puts_the_backup_back(conn, database_url, migrations_dir):
+def _touchy_rollback(conn, database_url, migrations_dir):
     """A user trigger that rewrites rows on UPDATE makes the backfill change them: the rollback
-    cannot prove equality (exit 4, backup kept), and restore puts the rows back without firing it."""
+    cannot prove equality (exit 4, backup kept). The application meanwhile deletes row 4 and
+    updates row 5."""
     seed(conn)
     conn.execute(
         """CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS
@@ -215,10 +238,33 @@ def test_restore_after_a_failed_proof_puts_the_backup_back(conn, database_url, m
     for step in ("cutover", "validation", "backfill", "schema_change"):
         engine.down(step)
     conn.execute("DELETE FROM users WHERE id = 4")
+    conn.execute("UPDATE users SET created_at = '1999-01-01' WHERE id = 5")
     with pytest.raises(RollbackFailedError):
         engine.down("backup")
+    return engine, before
+
+
+def test_restore_after_a_failed_proof_keeps_application_writes(conn, database_url, migrations_dir):
+    """restore puts back the rows only the migration changed (without firing the user trigger);
+    rows 4 and 5 stay as the application left them (its update fired the trigger, so the email
+    is its write too: no conflict)."""
+    engine, before = _touchy_rollback(conn, database_url, migrations_dir)
     report = engine.restore()
+    assert report.rows == 211  # 213 rows the trigger touched, less rows 4 and 5
+    assert report.extra["conflicts"] == {}
+    assert report.extra["discard_application_writes"] is False
+    assert conn.execute("SELECT count(*) FROM users WHERE id = 4").fetchone()[0] == 0
+    assert conn.execute("SELECT created_at::date::text, email LIKE '%!!' FROM users WHERE id = 5"
+                        ).fetchone() == ("1999-01-01", True)
+    assert engine.status().is_applied("backup") is False
+
+
+def test_restore_discarding_application_writes_puts_the_backup_back_exactly(
+        conn, database_url, migrations_dir):
+    engine, before = _touchy_rollback(conn, database_url, migrations_dir)
+    report = engine.restore(discard_application_writes=True)
     assert report.rows == 213  # 212 rows the trigger touched put back, 1 deleted row re-inserted
+    assert report.extra["discard_application_writes"] is True
     assert snapshot(database_url) == before
     assert engine.status().is_applied("backup") is False
 

@@ -21,6 +21,7 @@ from ..spec.problems import problem
 from ..spec.types import Identifier, SpecModel, TableRef
 from .base import OpContext, Operation, column_exists_sql
 from .common.catalog_sql import all_of, negate
+from ..state.capture import rename_written_sql
 
 
 class RenameColumnSpec(SpecModel):
@@ -62,19 +63,23 @@ class RenameColumn(Operation, kind="rename_column", spec=RenameColumnSpec):
         if self.old in table.dependent_views:
             table.dependent_views[self.new] = table.dependent_views.pop(self.old)
 
-    def _rename(self, old: str, new: str, why: str) -> Action:
+    def _rename(self, ctx: OpContext, old: str, new: str, why: str) -> Action:
+        # The application's writes captured under the old name (state/capture.py) follow the
+        # column, in the same transaction.
+        backup = ctx.backups.get(self.table)
+        follow = f";\n{rename_written_sql(backup, old, new)}" if backup is not None else ""
         return Action(
             f"rename {self.table}.{old} to {new} ({why})",
-            f"ALTER TABLE {self.table.sql} RENAME COLUMN {quote(old)} TO {quote(new)}",
+            f"ALTER TABLE {self.table.sql} RENAME COLUMN {quote(old)} TO {quote(new)}{follow}",
             only_if=all_of(column_exists_sql(self.table, old),
                            negate(column_exists_sql(self.table, new))),
         )
 
     def complete(self, ctx: OpContext) -> list[Action]:
-        return [self._rename(self.old, self.new, "cutover")]
+        return [self._rename(ctx, self.old, self.new, "cutover")]
 
     def uncomplete(self, ctx: OpContext) -> list[Action]:
-        return [self._rename(self.new, self.old, "undo cutover")]
+        return [self._rename(ctx, self.new, self.old, "undo cutover")]
 
     def summary(self) -> str:
         return f"rename_column {self.table}.{self.old} -> {self.new}"

@@ -34,6 +34,7 @@ class MigrationSettings:
 class ValidationSpec:
     row_count: str = "exact"  # exact | grows | any
     suites: tuple[str, ...] = ()
+    row_count_tolerance: int = 0  # exact: rows more or fewer than expected still passing
 
 
 @dataclass(frozen=True)

@@ -85,9 +85,11 @@ class ValidationSection(SpecModel):
         tuple[str, ...], BeforeValidator(_suite_names, json_schema_input_type=str | list[str])
     ] = ()
     """Great Expectations suites to run: names of files in expectations/ (without .json)."""
+    row_count_tolerance: whole_number(0) = 0
+    """With row_count exact: how many rows more or fewer than backup + inserted - deleted still pass."""
 
     def spec(self) -> ValidationSpec:
-        return ValidationSpec(self.row_count, self.suites)
+        return ValidationSpec(self.row_count, self.suites, self.row_count_tolerance)
 
 
 class DatabaseSpec(SpecModel):

@@ -6,6 +6,8 @@ and `migration_dags_backup` (backups), lives in this package; callers import fro
     backups.py        the record of each table's backup (the copies themselves: backup.py)
     ranges.py         the backfill's key-range partitions, their saved positions and rows done
     saved_columns.py  definitions of columns drop_column drops, for its exact undo
+    capture.py        change capture: the trigger and table recording the application's writes
+                      to each backed-up table during the migration window
 """
 
 from .backups import BackupRecord, backup_row_count, backups, forget_backups, record_backup

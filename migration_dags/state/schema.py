@@ -1,7 +1,8 @@
 """The tool's own schemas and every table in them, defined once.
 
     migration_dags          the state tables below, and the trigger functions operations install
-    migration_dags_backup   the backup copy of each table a migration touches (backup.py)
+    migration_dags_backup   the backup copy of each table a migration touches (backup.py), and
+                            beside it the record of the application's writes (capture.py)
 
 State tables, in `migration_dags`:
 

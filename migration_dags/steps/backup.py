@@ -1,12 +1,16 @@
-"""backup: copy every table the migration touches before anything changes; its down proves the
-tables equal their copies and only then drops them.
+"""backup: copy every table the migration touches before anything changes, and capture what the
+application writes to it from then on; its down proves the tables are right and only then drops
+the copies and stops capturing.
 
-    up       per existing touched table: a copy in migration_dags_backup taken in one REPEATABLE
-             READ snapshot, with its row count and fingerprints, recorded in state
-    down     refused while a later step is applied; compares each table with its backup (schema
-             and data fingerprints): equal, the backups are dropped; different, RollbackFailedError
-             (exit 4) and the backups are kept for `restore`
-    restore  (a command, not a step) puts the backed-up rows back exactly, then runs down
+    up       per existing touched table: change capture started (state/capture.py; tables with a
+             key), then a copy in migration_dags_backup taken in one REPEATABLE READ snapshot, with
+             its row count and fingerprints, recorded in state
+    down     refused while a later step is applied; proves each table against its backup under
+             live writes (capture.prove): the same schema, rows the application did not write equal
+             the backup, rows it wrote hold its writes. Right: the backups and captures are dropped;
+             wrong (the tool lost or altered something): RollbackFailedError (exit 4), all kept
+    restore  (a command, not a step) puts back the rows the migration changed and the application
+             did not write; with discard_application_writes, every backed-up row exactly. Then down
 """
 
 from __future__ import annotations
@@ -17,9 +21,17 @@ import psycopg
 
 from .. import state
 from ..actions import Action, ActionResult
-from ..backup_tables import drop_backup, restore_table, take_backup
+from .. import capture
+from ..backup_tables import (
+    backup_table_name,
+    drop_backup,
+    restorable_columns,
+    restore_table,
+    take_backup,
+)
 from ..errors import RefusedError, RollbackFailedError
-from ..fingerprint import data_fingerprint, schema_fingerprint, table_exists
+from ..schema_model import primary_key_columns
+from ..state import capture as capture_state
 from ..reports import StepReport
 from .base import Planning, Step, StepRun
 from .context import validate
@@ -39,6 +51,12 @@ class BackupStep(Step):
         tables = {}
         for table in run.migration.existing_tables():
             started = time.monotonic()
+            # Capture first: a write between the trigger and the snapshot is merely counted as
+            # touched; a write after the snapshot is never missed.
+            keys = primary_key_columns(run.conn, table)
+            if keys:
+                capture_state.install(run.conn, table, backup_table_name(run.name, run.engine.run_id, table),
+                                keys, run.name)
             rec = take_backup(run.conn, run.name, run.engine.run_id, table)
             with run.conn.transaction():
                 state.record_backup(run.conn, run.name, run.engine.run_id, rec)
@@ -67,13 +85,23 @@ class BackupStep(Step):
         report.extra["proof"] = proof
         if mismatches:
             raise RollbackFailedError(
-                f"{run.name}: rolled back, but {', '.join(mismatches)} differ from the pre-migration "
-                f"backup; the backups are kept in schema {state.BACKUP_SCHEMA}. Inspect them, then "
-                f"run `migration-dags restore {run.name}` to put the backed-up rows back exactly"
+                f"{run.name}: rolled back, but the tool lost or altered rows: {'; '.join(mismatches)} "
+                f"(writes the application made since the backup are not counted as differences). "
+                f"The backups and the record of application writes are kept in schema "
+                f"{state.BACKUP_SCHEMA}. Inspect them, then run `migration-dags restore {run.name}`: "
+                f"it puts back the rows the migration changed and keeps every application write"
             )
         for rec in state.backups(run.conn, run.name):
+            capture_state.remove(run.conn, rec.source, rec.backup, run.name)
             drop_backup(run.conn, rec)
         return report
+
+    def forget_unrecorded(self, run: StepRun) -> None:
+        """A backup up that failed before the step was recorded may have started capturing."""
+        for rec in state.backups(run.conn, run.name):
+            capture_state.remove(run.conn, rec.source, rec.backup, run.name)
+        for table in run.migration.existing_tables():
+            capture_state.stop(run.conn, table, run.name)
 
     def forget(self, run: StepRun) -> None:
         state.forget_backups(run.conn, run.name)
@@ -88,10 +116,12 @@ class BackupStep(Step):
         ]
 
 
-def restore(run: StepRun) -> StepReport:
-    """Put every backed-up table's rows back exactly as the backup has them. For a rollback whose
-    proof failed: it discards every write made to those tables since the backup, so it is never
-    run automatically. The caller then runs the backup step's down (the proof)."""
+def restore(run: StepRun, discard_application_writes: bool = False) -> StepReport:
+    """For a rollback whose proof failed: put back the rows the migration changed and the
+    application did not write since the backup; rows both changed are conflicts, left as the
+    application wrote them and listed in report.extra. With discard_application_writes, every
+    backed-up table's rows exactly as the backup has them (every write since the backup is lost).
+    Never run automatically. The caller then runs the backup step's down (the proof)."""
     if not state.is_applied(run.conn, run.name, "backup"):
         raise RefusedError(f"{run.name}: there is no backup to restore (step backup not applied)")
     for later in LATER_STEPS:
@@ -99,32 +129,31 @@ def restore(run: StepRun) -> StepReport:
             raise RefusedError(
                 f"{run.name}: step {later} is still applied; run migration-dags down {run.name} first")
     report = run.report("backup", "restore")
+    report.extra["discard_application_writes"] = discard_application_writes
+    conflicts = {}
     for rec in state.backups(run.conn, run.name):
         started = time.monotonic()
-        changed = restore_table(run.conn, rec)
+        if discard_application_writes or not capture.captures(run.conn, rec):
+            changed = restore_table(run.conn, rec)
+        else:
+            done = capture.restore_keeping_writes(run.conn, rec, restorable_columns(run.conn, rec))
+            changed = done.changed
+            if done.conflicts:
+                conflicts[str(rec.source)] = {"rows": done.conflicts, "keys": done.conflict_keys}
         report.results.append(ActionResult(
             Action(f"restore {rec.source} from {rec.backup}", f"-- rows put back by key from {rec.backup.sql}"),
             True, changed, time.monotonic() - started, 1, 0.0))
+    report.extra["conflicts"] = conflicts
     return report
 
 
 def compare_with_backups(conn: psycopg.Connection, migration: str) -> tuple[dict, list[str]]:
-    """Each backed-up table against its backup: the proof's figures, and what differs."""
+    """Each backed-up table against its backup (capture.prove): the proof's figures, and what the
+    tool lost or altered."""
     proof, mismatches = {}, []
     for rec in state.backups(conn, migration):
-        if not table_exists(conn, rec.source):
-            proof[str(rec.source)] = {"exists": False}
-            mismatches.append(f"{rec.source} (missing)")
-            continue
-        schema_now = schema_fingerprint(conn, rec.source)
-        count, data_now = data_fingerprint(conn, rec.source)
-        proof[str(rec.source)] = {
-            "schema_equal": schema_now == rec.schema_fingerprint,
-            "data_equal": data_now == rec.data_fingerprint,
-            "rows_before": rec.row_count, "rows_now": count,
-        }
-        if schema_now != rec.schema_fingerprint:
-            mismatches.append(f"{rec.source} (schema)")
-        elif data_now != rec.data_fingerprint:
-            mismatches.append(f"{rec.source} (data)")
+        result = capture.prove(conn, rec)
+        proof[str(rec.source)] = result.figures
+        if result.problem:
+            mismatches.append(f"{rec.source} ({result.problem})")
     return proof, mismatches

@@ -1,7 +1,9 @@
 """validation: every check, blocking. Changes nothing; its down only forgets that it passed.
 
     backfill_complete   every backfill partition is done
-    row_counts          each backed-up table's row count against its backup (validation.row_count)
+    row_counts          each backed-up table's row count against its backup's, plus the rows the
+                        application inserted less those it deleted since (validation.row_count,
+                        validation.row_count_tolerance)
     parity              the operations' own checks (SQL counting offending rows; 0 passes)
     suites              Great Expectations suites, through the engine's extra_checks hook
 
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from .. import state
+from ..capture import expected_row_count
 from ..errors import ValidationFailedError
 from ..reports import CheckFamily, CheckOutcome, StepReport
 from .base import Planning, Step, StepRun
@@ -66,12 +69,21 @@ def run_checks(
         "backfill.complete", "every backfill partition is done", not remaining,
         len(remaining), remaining[:20], CheckFamily.BACKFILL_COMPLETE)]
     rule = engine.migration.validation.row_count
+    tolerance = engine.migration.validation.row_count_tolerance
     for rec in state.backups(conn, name):
-        count = conn.execute(f"SELECT count(*) FROM {rec.source.sql}").fetchone()[0]
+        # Under live writes the count moves: expected = backup + application inserts - deletes
+        # (capture.py), in the same snapshot as the count.
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            count, expected, inserted, deleted = expected_row_count(conn, rec)
+        within = ROW_COUNT_RULES[rule](count, expected) or (
+            rule == "exact" and abs(count - expected) <= tolerance)
+        allowance = f" ± {tolerance}" if tolerance and rule == "exact" else ""
         outcomes.append(CheckOutcome(
             f"{rec.source.name}.row_count",
-            f"row count of {rec.source} {rule} vs backup ({rec.row_count})",
-            ROW_COUNT_RULES[rule](count, rec.row_count), count, [], CheckFamily.ROW_COUNTS))
+            f"row count of {rec.source} {rule}{allowance} vs backup ({rec.row_count}) "
+            f"+ {inserted} inserted - {deleted} deleted by the application = {expected}",
+            within, count, [], CheckFamily.ROW_COUNTS))
     for check in parity_checks(engine.migration.operations, engine.context(conn)):
         bad = conn.execute(check.count_sql).fetchone()[0]
         samples = []

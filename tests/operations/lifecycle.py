@@ -9,6 +9,9 @@
     down every step again; after each one, running its undo actions again changes nothing
     -> database == snapshot
 
+run_under_writes runs the same migration up and down while a simulated application (writers.py)
+inserts, updates and deletes rows, and checks that every write it made survives both.
+
 A snapshot is `pg_dump --schema-only` of the database without the tool's schemas (column lines
 of each CREATE TABLE sorted, since a column dropped and re-added comes back last) plus every user
 table's rows, columns in name order, sorted. The many in-between checks use `quick_snapshot`,
@@ -22,7 +25,7 @@ import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import psycopg
 
@@ -34,6 +37,9 @@ from migration_dags.spec import Migration, load_migration
 from migration_dags.state import BACKUP_SCHEMA, STATE_SCHEMA
 from migration_dags.steps import STEPS
 from migration_dags.steps.verbs import backfill_tasks, down_actions, up_actions
+
+if TYPE_CHECKING:
+    from operations.writers import Application, Workload
 
 PG_DUMP = "/usr/bin/pg_dump"
 TOOL_SCHEMAS = (STATE_SCHEMA, BACKUP_SCHEMA)
@@ -286,3 +292,52 @@ def assert_unchanged_by(database_url: str, action: Callable[[], object], error: 
             action()
         assert quick_snapshot(conn) == before, f"the database changed although {error.__name__} was raised"
     return caught.value
+
+
+# -- under live writes ---------------------------------------------------------------------------
+def run_under_writes(
+    database_url: str,
+    migrations_dir: Path,
+    migration_yaml: str,
+    setup_sql: str,
+    workload: "Workload",
+    after_up: Check | None = None,
+) -> "Application":
+    """Every step up, then every step down, while a simulated application (writers.py) inserts,
+    updates and deletes rows of the workload's table. After up (the application paused): after_up,
+    and every application write is there. After down: the schema is exactly as before (pg_dump),
+    every application write is there, every row it did not write equals its value before.
+    Each step's up and down raising nothing is the engine's exit 0. Returns the application."""
+    from operations.writers import Application, check_writes_survived, rows_as_text
+
+    run_sql(database_url, setup_sql)
+    engine = engine_for(database_url, migrations_dir, migration_yaml)
+    before = snapshot(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows_before = rows_as_text(conn, workload.table, workload.key)
+    app = Application(database_url, workload).start()
+    try:
+        app.wait_for_writes(20)
+        up_all(engine)
+        app.wait_for_writes(20)
+        app.pause()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            if after_up is not None:
+                after_up(conn)
+            check_writes_survived(app, rows_as_text(conn, workload.table, workload.key), {},
+                                  workload.aliases, "after up")
+        app.resume()
+        app.wait_for_writes(20)
+        for step in reversed(STEPS):
+            engine.down(step)
+            app.wait_for_writes(5)
+    finally:
+        app.stop()
+    after = snapshot(database_url)
+    assert after.schema == before.schema, "schema differs after down:\n" + _diff(before.schema, after.schema)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        check_writes_survived(app, rows_as_text(conn, workload.table, workload.key), rows_before,
+                              when="after down")
+        assert conn.execute("SELECT to_regnamespace(%s)", (STATE_SCHEMA,)).fetchone()[0] is None, \
+            "the tool's schemas are left after the last down"
+    return app

@@ -23,8 +23,10 @@ def _column(conn, table: str, column: str):
 
 
 def _triggers(conn, table: str) -> list[str]:
+    """The table's triggers but change capture's, which stays until the backup is dropped."""
     return [r[0] for r in conn.execute(
-        "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal ORDER BY 1",
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal "
+        "AND tgname NOT LIKE 'mdg\\_capture%%' ORDER BY 1",
         (table,))]
 
 

@@ -54,7 +54,7 @@ def test_lifecycle_changes_the_type_and_undoes_it_exactly(database_url, migratio
         assert conn.execute("SELECT price FROM products WHERE id = 3").fetchone()[0] == Decimal("3.50")
         assert column(conn, "products", "mdg_new__price") is None
         assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'products'::regclass"
-                            ).fetchone()[0] == 0
+                            " AND tgname NOT LIKE 'mdg%capture%'").fetchone()[0] == 0  # capture's stays
 
     run_lifecycle(database_url, migrations_dir, MIGRATION, SETUP, after_up=after_up)
 

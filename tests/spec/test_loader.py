@@ -84,6 +84,9 @@ MALFORMED = {
     "bad_row_count_rule": (
         "name: {n}\nvalidation: {row_count: roughly}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n",
         "validation.row_count"),
+    "negative_row_count_tolerance": (
+        "name: {n}\nvalidation: {row_count_tolerance: -1}\noperations: [{raw_sql: {up: x, down: y}}]\n",
+        "validation.row_count_tolerance"),
     "depends_on_mapping": (
         "name: {n}\ndepends_on: {a: 1}\noperations: [{raw_sql: {up: 'select 1', down: 'select 2'}}]\n", "depends_on"),
     "database_env_lowercase": (
