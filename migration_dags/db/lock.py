@@ -22,7 +22,8 @@ def migration_lock(conn: psycopg.Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+        if not (conn.closed or conn.broken):  # a lost session has lost its lock already
+            conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
 
 
 def lock_holder(conn: psycopg.Connection) -> str:

@@ -18,6 +18,7 @@ import psycopg
 from .. import state
 from ..actions import Action, ActionResult
 from ..backup_tables import drop_backup, restore_table, take_backup
+from ..db.faults import checkpoint
 from ..errors import RefusedError, RollbackFailedError
 from ..fingerprint import data_fingerprint, schema_fingerprint, table_exists
 from ..reports import StepReport
@@ -40,8 +41,10 @@ class BackupStep(Step):
         for table in run.migration.existing_tables():
             started = time.monotonic()
             rec = take_backup(run.conn, run.name, run.engine.run_id, table)
+            checkpoint(f"backup: copied {table}")  # a kill here leaves an unrecorded copy
             with run.conn.transaction():
                 state.record_backup(run.conn, run.name, run.engine.run_id, rec)
+            checkpoint(f"backup: recorded {table}")
             tables[str(table)] = {
                 "backup_table": str(rec.backup), "row_count": rec.row_count,
                 "data_fingerprint": rec.data_fingerprint,

@@ -36,10 +36,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class StepRun:
-    """One call of a step: the engine that called it and the locked connection."""
+    """One call of a step: the engine that called it and the locked connection. `resuming`: an
+    earlier run was recorded started in this step and died inside it (state/started.py)."""
 
     engine: "MigrationEngine"
     conn: psycopg.Connection
+    resuming: bool = False
 
     @property
     def migration(self) -> Migration:

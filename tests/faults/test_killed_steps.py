@@ -1,0 +1,43 @@
+"""Kill a step at a checkpoint (in-process: db/faults.py raises InjectedCrash, which nothing
+catches, as kill -9 would stop everything), then resume with `up` or roll back with `down`:
+the database must end exactly applied or exactly as before (pg_dump-level snapshots).
+
+schema_change is killed at every checkpoint, one by one (before and after each of its
+statements, after it is recorded started, before it is recorded applied); the other steps at
+their first, a middle and their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from migration_dags.steps import STEPS
+
+from .harness import checkpoints, crash, expected, resume_or_roll_back
+
+
+@pytest.fixture
+def want(database_url, migrations_dir):
+    return expected(database_url, migrations_dir)
+
+
+def test_schema_change_killed_at_every_statement_then_up_or_down(database_url, migrations_dir, want):
+    labels = checkpoints(database_url, migrations_dir, "schema_change")
+    statements = [label for label in labels if label.startswith(("before ", "after "))]
+    assert len(statements) >= 10, labels  # each action's before and after
+    for k, label in enumerate(labels, start=1):
+        for then in ("up", "down"):
+            crash(database_url, migrations_dir, "schema_change", k)
+            resume_or_roll_back(database_url, migrations_dir, then, want,
+                                f"schema_change killed at {k} ({label})")
+
+
+@pytest.mark.parametrize("step", [s for s in STEPS if s != "schema_change"])
+def test_each_step_killed_at_three_points_then_up_or_down(database_url, migrations_dir, want, step):
+    labels = checkpoints(database_url, migrations_dir, step)
+    assert len(labels) >= 3, labels
+    for k in sorted({1, (len(labels) + 1) // 2, len(labels)}):
+        for then in ("up", "down"):
+            crash(database_url, migrations_dir, step, k)
+            resume_or_roll_back(database_url, migrations_dir, then, want,
+                                f"{step} killed at {k} ({labels[k - 1]})")
