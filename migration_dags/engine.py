@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 import psycopg
 
 from . import state
-from .db import LockSettings, command_lock, connect, covering, is_connection_lost
+from .db import LockSettings, command_lock, connect, is_connection_lost
 from .db.faults import checkpoint
 from .errors import ConnectionLostError, MigrationError, RefusedError
 from .operations.base import BackfillTask, OpContext

@@ -8,9 +8,10 @@ is one comparison.
     MIGRATION_DAGS_CRASH_AT=K   (environment, read once per process) the K-th checkpoint ends the
                                 process at once with os._exit(137): no finally, no rollback sent,
                                 the server sees the connection drop, as with SIGKILL
-    arm(K) / armed(K)           (tests, in-process) the K-th checkpoint raises InjectedCrash, a
+    armed(K, action, only)      (tests, in-process) the K-th checkpoint raises InjectedCrash, a
                                 BaseException nothing in the package catches; or calls `action`
-                                instead (e.g. stop the server)
+                                instead (e.g. stop the server); with `only`, only checkpoints
+                                whose label starts with it count
     counting()                  records every checkpoint's label, to enumerate them
 """
 
@@ -29,6 +30,7 @@ class InjectedCrash(BaseException):
 
 
 _at: int | None = None
+_only = ""
 _action: Callable[[str], None] | None = None
 _count = 0
 _labels: list[str] | None = None
@@ -43,9 +45,11 @@ def checkpoint(label: str) -> None:
             _arm(int(os.environ[ENV]), _exit_now)
     if _at is None and _labels is None:
         return
-    _count += 1
     if _labels is not None:
         _labels.append(label)
+    if not label.startswith(_only):
+        return
+    _count += 1
     if _at is not None and _count == _at:
         action = _action or _raise
         action(label)
@@ -59,15 +63,18 @@ def _exit_now(label: str) -> None:
     os._exit(EXIT_CODE)
 
 
-def _arm(at: int | None, action: Callable[[str], None] | None) -> None:
-    global _at, _action, _count
-    _at, _action, _count = at, action, 0
+def _arm(at: int | None, action: Callable[[str], None] | None, only: str = "") -> None:
+    global _at, _action, _count, _only
+    _at, _action, _count, _only = at, action, 0, only
 
 
 @contextmanager
-def armed(at: int, action: Callable[[str], None] | None = None) -> Iterator[None]:
-    """In-process: the `at`-th checkpoint from now raises InjectedCrash (or calls `action`)."""
-    _arm(at, action)
+def armed(
+    at: int, action: Callable[[str], None] | None = None, only: str = ""
+) -> Iterator[None]:
+    """In-process: the `at`-th checkpoint from now (of those whose label starts with `only`)
+    raises InjectedCrash, or calls `action` instead."""
+    _arm(at, action, only)
     try:
         yield
     finally:

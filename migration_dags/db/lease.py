@@ -8,8 +8,8 @@ its database and knows it is covered. A command from anywhere else is still refu
 naming the holder (MigrationLockedError, exit 6).
 
 Nesting is allowed (an `up` whose validation fails runs `down` under the same lease). If the
-lease's session dies (server restart), the lock is gone with it: the next step that asks is told
-the connection was lost (ConnectionLostError, exit 5), never that it is covered.
+lease's session dies (server restart), the lock is gone with it: a dead lease never covers
+anything; the next step takes the lock again, or is refused (exit 6) if another run took it.
 """
 
 from __future__ import annotations

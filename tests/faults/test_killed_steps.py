@@ -9,6 +9,7 @@ their first, a middle and their last checkpoint.
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from migration_dags.steps import STEPS
@@ -41,3 +42,23 @@ def test_each_step_killed_at_three_points_then_up_or_down(database_url, migratio
             crash(database_url, migrations_dir, step, k)
             resume_or_roll_back(database_url, migrations_dir, then, want,
                                 f"{step} killed at {k} ({labels[k - 1]})")
+
+
+@pytest.mark.parametrize("then", ["up", "down"])
+def test_an_invalid_index_left_by_a_killed_concurrent_build_is_rebuilt_or_dropped(
+        database_url, migrations_dir, want, then):
+    """A kill during CREATE INDEX CONCURRENTLY, once its catalog entry is committed, leaves the
+    index INVALID (what the server keeps of the build): up rebuilds it, down drops it."""
+    labels = checkpoints(database_url, migrations_dir, "schema_change")
+    k = next(i for i, label in enumerate(labels, start=1)
+             if label.startswith("before create index orders_is_paid_idx"))
+    crash(database_url, migrations_dir, "schema_change", k)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE INDEX orders_is_paid_idx ON orders (is_paid, id)")
+        conn.execute("UPDATE pg_index SET indisvalid = false "
+                     "WHERE indexrelid = 'orders_is_paid_idx'::regclass")
+    resume_or_roll_back(database_url, migrations_dir, then, want, "with an invalid index left")
+    if then == "up":
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT indisvalid FROM pg_index "
+                                "WHERE indexrelid = 'orders_is_paid_idx'::regclass").fetchone()[0]
