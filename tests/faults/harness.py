@@ -57,7 +57,18 @@ def reset(database_url: str) -> None:
     run_sql(database_url, SHOP)
 
 
+_EXPECTED: list[Expected] = []
+_CHECKPOINTS: dict[str, list[str]] = {}
+
+
 def expected(database_url: str, migrations_dir: Path) -> Expected:
+    """Computed once per session: every case starts from the same shop and migration."""
+    if not _EXPECTED:
+        _EXPECTED.append(_expected(database_url, migrations_dir))
+    return _EXPECTED[0]
+
+
+def _expected(database_url: str, migrations_dir: Path) -> Expected:
     reset(database_url)
     original = snapshot(database_url)
     eng = engine(database_url, migrations_dir)
@@ -67,6 +78,13 @@ def expected(database_url: str, migrations_dir: Path) -> Expected:
 
 
 def checkpoints(database_url: str, migrations_dir: Path, step: str) -> list[str]:
+    """The labels of every checkpoint a clean run of `step` passes (once per session)."""
+    if step not in _CHECKPOINTS:
+        _CHECKPOINTS[step] = _checkpoints(database_url, migrations_dir, step)
+    return _CHECKPOINTS[step]
+
+
+def _checkpoints(database_url: str, migrations_dir: Path, step: str) -> list[str]:
     reset(database_url)
     eng = engine(database_url, migrations_dir)
     for earlier in STEPS[:STEPS.index(step)]:
