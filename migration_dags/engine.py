@@ -173,6 +173,12 @@ class MigrationEngine:
             for step in DOWN_ORDER:
                 if step != "backup" and step in started:
                     self.down(step)
+            with self.connection("restore") as conn:
+                backup_applied = state.is_applied(conn, self.migration.name, "backup")
+            if "backup" in started and not backup_applied:
+                # a backup that never finished: no later step ran, the tables are untouched;
+                # what is left is its copies, which its down drops
+                return self.down("backup")
             with self.locked("restore") as conn:
                 report = restore_backup(StepRun(self, conn))
             report.extra.update(self.down("backup").extra)

@@ -14,7 +14,13 @@ import pytest
 
 from migration_dags.steps import STEPS
 
-from .harness import checkpoints, crash, expected, resume_or_roll_back
+from operations.lifecycle import assert_same, snapshot
+
+from migration_dags.db import faults
+
+from .harness import (
+    assert_tool_schemas_gone, checkpoints, crash, engine, expected, reset, resume_or_roll_back,
+)
 
 
 @pytest.fixture
@@ -62,3 +68,36 @@ def test_an_invalid_index_left_by_a_killed_concurrent_build_is_rebuilt_or_droppe
         with psycopg.connect(database_url) as conn:
             assert conn.execute("SELECT indisvalid FROM pg_index "
                                 "WHERE indexrelid = 'orders_is_paid_idx'::regclass").fetchone()[0]
+
+
+def test_down_killed_at_four_points_then_down_again_restores(database_url, migrations_dir, want):
+    reset(database_url)
+    eng = engine(database_url, migrations_dir)
+    for step in STEPS:
+        eng.up(step)
+    with faults.counting() as labels:
+        for step in reversed(STEPS):
+            eng.down(step)
+    labels = list(labels)
+    points = sorted({1, len(labels) // 3, 2 * len(labels) // 3, len(labels) - 1})
+    for k in points:
+        reset(database_url)
+        eng = engine(database_url, migrations_dir)
+        for step in STEPS:
+            eng.up(step)
+        with faults.armed(k), pytest.raises(faults.InjectedCrash):
+            for step in reversed(STEPS):
+                eng.down(step)
+        resume_or_roll_back(database_url, migrations_dir, "down", want,
+                            f"down killed at {k} ({labels[k - 1]})")
+
+
+@pytest.mark.parametrize("step", ["schema_change", "backup"])
+def test_restore_makes_progress_after_a_kill(database_url, migrations_dir, want, step):
+    """A kill inside `step`, then `restore` (what an operator might try first): the started
+    steps are undone and the database is exactly as before."""
+    k = len(checkpoints(database_url, migrations_dir, step)) // 2
+    eng = crash(database_url, migrations_dir, step, k)
+    eng.restore()
+    assert_same(want.original, snapshot(database_url), f"after restore, {step} killed at {k}")
+    assert_tool_schemas_gone(database_url)
