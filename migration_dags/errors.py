@@ -148,8 +148,10 @@ class ConnectionLostError(DatabaseUnavailableError):
 
     def __init__(self, migration: str, step: str, direction: str, cause: str):
         self.migration, self.step, self.direction = migration, step, direction
-        again = (f"migration-dags down {migration}` to continue the rollback"
-                 if direction == "down" else f"migration-dags up {migration}` to resume")
+        again = {
+            "down": f"migration-dags down {migration}` to continue the rollback",
+            "restore": f"migration-dags restore {migration}` again",
+        }.get(direction, f"migration-dags up {migration}` to resume")
         MigrationError.__init__(
             self,
             f"{migration}: the connection to the database was lost during step {step} "

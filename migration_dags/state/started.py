@@ -9,7 +9,8 @@ connection) somewhere inside the step: the step's work may be partly done. Then
            again against a schema it changed itself)
     down   undoes the partial work, as it would an applied step's
 
-`run_ids` lists every run that started the step, so leftovers named after a run (a backup's copy)
+`run_ids` lists every run that started the step (once each: a backfill is started once per
+partition by the same run), so leftovers named after a run (a backup's copy)
 can be found again.
 """
 
@@ -37,9 +38,10 @@ def is_started(conn: psycopg.Connection, migration: str, step: str) -> bool:
 def mark_started(conn: psycopg.Connection, migration: str, step: str, run_id: str) -> None:
     conn.execute(
         f"""INSERT INTO {STARTED_STEPS} (migration, step, run_ids) VALUES (%s, %s, ARRAY[%s])
-            ON CONFLICT (migration, step) DO UPDATE SET
-                run_ids = array_append({STARTED_STEPS}.run_ids, %s), started_at = now()""",
-        (migration, step, run_id, run_id),
+            ON CONFLICT (migration, step) DO UPDATE SET started_at = now(),
+                run_ids = CASE WHEN %s = ANY({STARTED_STEPS}.run_ids) THEN {STARTED_STEPS}.run_ids
+                               ELSE array_append({STARTED_STEPS}.run_ids, %s) END""",
+        (migration, step, run_id, run_id, run_id),
     )
 
 
