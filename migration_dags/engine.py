@@ -208,7 +208,9 @@ class MigrationEngine:
             with self.connection("plan") as conn:
                 has_state = state.state_exists(conn)
                 applied = state.applied_steps(conn, self.migration.name) if has_state else {}
-                if "schema_change" not in applied:
+                started = state.started_steps(conn, self.migration.name)
+                # a started schema_change may have changed the schema validate would read
+                if "schema_change" not in applied and "schema_change" not in started:
                     context.validate(conn, self.migration)
                 planning = Planning(self.migration, self.context(conn), False, applied)
         out = {step: impl.plan(planning) for step, impl in STEP_TYPES.items()}

@@ -101,3 +101,12 @@ def test_restore_makes_progress_after_a_kill(database_url, migrations_dir, want,
     eng.restore()
     assert_same(want.original, snapshot(database_url), f"after restore, {step} killed at {k}")
     assert_tool_schemas_gone(database_url)
+
+
+def test_plan_after_a_kill_inside_schema_change_shows_the_sql_instead_of_refusing(
+        database_url, migrations_dir, want):
+    labels = checkpoints(database_url, migrations_dir, "schema_change")
+    k = next(i for i, label in enumerate(labels, start=1) if label.startswith("after add column"))
+    eng = crash(database_url, migrations_dir, "schema_change", k)
+    plan = eng.plan()  # the column the killed run added "already exists": no refusal
+    assert any("orders_is_paid_idx" in sql for sql in plan["schema_change"])
