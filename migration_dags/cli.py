@@ -208,7 +208,9 @@ def cmd_status(options: GlobalOptions, name: str, as_json: bool) -> int:
     for step in STEPS:
         info = status.steps[step]
         line = f"  {step:<14} " + (
-            f"applied {info.applied_at} (run {info.run_id})" if info.applied else "not applied"
+            f"applied {info.applied_at} (run {info.run_id})" if info.applied
+            else "not applied; started by a run that stopped inside it (up resumes it, down "
+                 "undoes it)" if info.started else "not applied"
         )
         if step == "backfill":
             line += (f"; partitions {backfill.partitions_done}/{backfill.partitions_total},"

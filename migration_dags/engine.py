@@ -233,13 +233,14 @@ class MigrationEngine:
     def status(self) -> MigrationStatus:
         with self.connection("status") as conn:
             if not state.state_exists(conn):
-                applied, parts = {}, []
+                applied, parts, started = {}, [], {}
             else:
                 applied = state.applied_steps(conn, self.migration.name)
                 parts = state.ranges_status(conn, self.migration.name)
+                started = state.started_steps(conn, self.migration.name)
         steps = {
             s: StepState(True, applied[s]["run_id"], str(applied[s]["applied_at"]))
-            if s in applied else StepState(False)
+            if s in applied else StepState(False, started=s in started)
             for s in STEPS
         }
         progress = BackfillProgress(

@@ -110,3 +110,11 @@ def test_plan_after_a_kill_inside_schema_change_shows_the_sql_instead_of_refusin
     eng = crash(database_url, migrations_dir, "schema_change", k)
     plan = eng.plan()  # the column the killed run added "already exists": no refusal
     assert any("orders_is_paid_idx" in sql for sql in plan["schema_change"])
+
+
+def test_status_shows_the_step_a_run_stopped_inside(database_url, migrations_dir, want):
+    eng = crash(database_url, migrations_dir, "backup", 2)
+    steps = eng.status().steps
+    assert steps["backup"].started and not steps["backup"].applied
+    assert steps["backup"].as_dict() == {"applied": False, "started": True}
+    assert not steps["schema_change"].started
