@@ -16,7 +16,8 @@ history; `plan`, `status` and `list` read the database directly and do not impor
 
 Exit codes: 0 success; a MigrationError's own code (2 malformed file, unknown migration or
 unreadable database URL, 3 validation failed and rolled back, 4 rollback failed, 5 database
-unreachable, 6 another run holds the lock, 7 lock timeout); 2 a command line click cannot parse;
+unreachable or the connection lost mid-run (`up` resumes; --retry-on-disconnect N does it by
+itself), 6 another run holds the lock, 7 lock timeout); 2 a command line click cannot parse;
 130 interrupted; 1 anything else. Errors are one line on stderr; --debug adds the traceback.
 
 A command is one function under `@command(name, help, *params)`: it gets the merged
@@ -28,15 +29,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from typing import Sequence
 
 import click
+import psycopg
 
 from . import settings
 from .cli_parsing import GlobalOptions, Invocation, build_group, migration_name
 from .engine import MigrationEngine
-from .errors import MigrationError
+from .db import is_connection_lost
+from .errors import DatabaseUnavailableError, MigrationError
 from .migration_set import MigrationSet
 from .spec import Migration
 from .steps import STEPS
@@ -68,15 +72,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         _debug_traceback(invocation)
         _error(exc.one_line())
         return exc.exit_code
+    except psycopg.OperationalError as exc:
+        if not is_connection_lost(exc):
+            return _unexpected(invocation, exc)
+        # lost outside any step (a status read between two steps): nothing is half done
+        _debug_traceback(invocation)
+        _error(f"the connection to the database was lost ({' '.join(str(exc).split())}); "
+               "once the server is back, run the same command again: `up` resumes where it "
+               "stopped")
+        return DatabaseUnavailableError.exit_code
     except KeyboardInterrupt:
         _error("interrupted; a step that was running has undone its own partial work or will "
                "resume where it stopped")
         return INTERRUPTED
     except Exception as exc:  # a bug or an unforeseen failure: one line, traceback on request
-        _debug_traceback(invocation)
-        detail = " ".join(str(exc).split()) or "no message"
-        _error(f"unexpected {type(exc).__name__}: {detail} (rerun with --debug for the traceback)")
-        return 1
+        return _unexpected(invocation, exc)
+
+
+def _unexpected(invocation: Invocation, exc: Exception) -> int:
+    _debug_traceback(invocation)
+    detail = " ".join(str(exc).split()) or "no message"
+    _error(f"unexpected {type(exc).__name__}: {detail} (rerun with --debug for the traceback)")
+    return 1
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -117,10 +134,39 @@ def cmd_schema(options: GlobalOptions) -> int:
     return 0
 
 
-@command("up", "run every step not applied yet, each as a Dagster run", migration_name())
-def cmd_up(options: GlobalOptions, name: str) -> int:
+def retry_on_disconnect() -> click.Option:
+    return click.option(
+        "--retry-on-disconnect", "retries", type=click.IntRange(min=0), default=0, metavar="N",
+        help="when the connection to the database is lost (a server restart), reconnect and "
+        "carry on by itself, up to N times, waiting up to a minute each time")
+
+
+def _reconnecting(run, retries: int):
+    """`run()`, again after a lost connection or an unreachable server, up to `retries` times:
+    every step resumes or undoes its own partial work, so running again is how to carry on."""
+    attempt = 0
+    while True:
+        try:
+            return run()
+        except (DatabaseUnavailableError, psycopg.OperationalError) as exc:
+            lost = isinstance(exc, DatabaseUnavailableError) or is_connection_lost(exc)
+            if not lost or attempt >= retries:
+                raise
+            attempt += 1
+            wait = min(RETRY_WAIT_S * 2.0 ** (attempt - 1), 60.0)
+            detail = exc.one_line() if isinstance(exc, MigrationError) else " ".join(str(exc).split())
+            _progress(f"{detail}; reconnecting: retry {attempt} of {retries} in {wait:.1f} s")
+            time.sleep(wait)
+
+
+RETRY_WAIT_S = 1.0
+
+
+@command("up", "run every step not applied yet, each as a Dagster run", migration_name(),
+         retry_on_disconnect())
+def cmd_up(options: GlobalOptions, name: str, retries: int) -> int:
     launch = _launch_module(options)
-    result = launch.run_up(name, **_launch_options(options))
+    result = _reconnecting(lambda: launch.run_up(name, **_launch_options(options)), retries)
     if result.exit_code:
         _error(result.message)
         return result.exit_code
@@ -131,10 +177,10 @@ def cmd_up(options: GlobalOptions, name: str) -> int:
 
 
 @command("down", "roll back: the down steps in reverse, ending with the backup proof",
-         migration_name())
-def cmd_down(options: GlobalOptions, name: str) -> int:
+         migration_name(), retry_on_disconnect())
+def cmd_down(options: GlobalOptions, name: str, retries: int) -> int:
     launch = _launch_module(options)
-    result = launch.run_down(name, **_launch_options(options))
+    result = _reconnecting(lambda: launch.run_down(name, **_launch_options(options)), retries)
     if result.run_id:
         _progress(f"{name}: rolled back; the tables equal their pre-migration backup "
                   f"(run {result.run_id})")
@@ -175,7 +221,9 @@ def cmd_status(options: GlobalOptions, name: str, as_json: bool) -> int:
     for step in STEPS:
         info = status.steps[step]
         line = f"  {step:<14} " + (
-            f"applied {info.applied_at} (run {info.run_id})" if info.applied else "not applied"
+            f"applied {info.applied_at} (run {info.run_id})" if info.applied
+            else "not applied; started by a run that stopped inside it (up resumes it, down "
+                 "undoes it)" if info.started else "not applied"
         )
         if step == "backfill":
             line += (f"; partitions {backfill.partitions_done}/{backfill.partitions_total},"

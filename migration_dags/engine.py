@@ -4,6 +4,12 @@ It owns what every step shares and nothing else: the migration lock around each 
 record (a step already applied is a no-op up; one not applied is a no-op down), the order (an up
 whose earlier step is not applied is refused), and the reports. What each step does is in
 steps/, one module per step; which operation verbs a step calls is steps/verbs.py.
+
+Crash safety: a step is recorded started (committed) before its first change, and the record
+goes in the transaction that records it applied or undone. A started step found by the next run
+is resumed by `up` (its actions are idempotent; the run is told it is resuming) and undone by
+`down`, like an applied one. A connection lost inside a step is a ConnectionLostError (exit 5)
+naming the step. The lock is the command's lease when the command holds one (db/lease.py).
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ from typing import Callable, Iterator
 import psycopg
 
 from . import state
-from .db import LockSettings, connect, migration_lock
-from .errors import RefusedError
+from .db import LockSettings, command_lock, connect, is_connection_lost
+from .db.faults import checkpoint
+from .errors import ConnectionLostError, MigrationError, RefusedError
 from .operations.base import BackfillTask, OpContext
 from .reports import BackfillProgress, CheckOutcome, MigrationStatus, StepReport, StepState
 from .spec import Migration
-from .steps import STEP_TYPES, STEPS, Planning, StepRun, context
+from .steps import DOWN_ORDER, STEP_TYPES, STEPS, Planning, StepRun, context
 from .steps.backup import restore as restore_backup
+from .steps.recovery import clear_leftovers
 from .steps.validation import run_checks
 from .steps.verbs import backfill_tasks
 
@@ -60,10 +68,25 @@ class MigrationEngine:
 
     @contextmanager
     def locked(self, purpose: str) -> Iterator[psycopg.Connection]:
-        with self.connection(purpose) as conn:
-            with migration_lock(conn):
+        """A connection under the migration lock: the command's lease when it holds one, else a
+        lease of this step's own."""
+        app = f"migration-dags {self.migration.name} {purpose} run {self.run_id[:8]} (lock)"
+        with command_lock(self.database_url, app):
+            with self.connection(purpose) as conn:
                 state.ensure_state_tables(conn)
                 yield conn
+
+    @contextmanager
+    def _step(self, step: str, direction: str) -> Iterator[None]:
+        """A lost connection inside a step is a ConnectionLostError naming it (exit 5)."""
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            if not is_connection_lost(exc):
+                raise
+            raise ConnectionLostError(
+                self.migration.name, step, direction, " ".join(str(exc).split()) or "closed"
+            ) from exc
 
     # -- what the operations see -------------------------------------------------------------------
     def context(self, conn: psycopg.Connection) -> OpContext:
@@ -78,33 +101,64 @@ class MigrationEngine:
 
     # -- steps ---------------------------------------------------------------------------------------
     def up(self, step: str, partition: str | None = None) -> StepReport:
+        with self._step(step, "up"):
+            return self._up(step, partition)
+
+    def _up(self, step: str, partition: str | None) -> StepReport:
         impl = STEP_TYPES[step]
         name = self.migration.name
         if impl.validate_before_lock:
             with self.connection("validate") as conn:
-                if not (state.state_exists(conn) and state.is_applied(conn, name, step)):
+                if not (state.state_exists(conn) and (state.is_applied(conn, name, step)
+                                                      or state.is_started(conn, name, step))):
                     context.validate(conn, self.migration)
         with self.locked(step) as conn:
             if state.is_applied(conn, name, step):
                 return self._skip(step, "up", "already applied")
             self._require_earlier_steps(conn, step)
-            report = impl.up(StepRun(self, conn), partition)
+            started = state.started_steps(conn, name).get(step)
+            if started:
+                self.log(f"{step} up: resuming the run that stopped inside it")
+                clear_leftovers(StepRun(self, conn), step, started)
+            with conn.transaction():
+                state.mark_started(conn, name, step, self.run_id)
+            checkpoint(f"{step} recorded started")
+            try:
+                report = impl.up(StepRun(self, conn, resuming=bool(started)), partition)
+            except MigrationError as exc:
+                if not exc.ran and not started:  # refused before changing anything
+                    with conn.transaction():
+                        state.forget_started(conn, name, step)
+                raise
+            checkpoint(f"{step} about to be recorded applied")
             if report.complete:
                 with conn.transaction():
                     state.mark_applied(conn, name, step, self.run_id, report.recorded)
+                    state.forget_started(conn, name, step)
+                checkpoint(f"{step} recorded applied")
             return report
 
     def down(self, step: str) -> StepReport:
+        with self._step(step, "down"):
+            return self._down(step)
+
+    def _down(self, step: str) -> StepReport:
         impl = STEP_TYPES[step]
         with self.locked(f"{step} down") as conn:
             run = StepRun(self, conn)
-            if not impl.has_applied_work(run):
+            started = state.started_steps(conn, self.migration.name).get(step)
+            if not started and not impl.has_applied_work(run):
                 impl.forget_unrecorded(run)
                 return self._skip(step, "down", "not applied")
             report = impl.down(run)
+            if started:  # what a run that died inside the step left beyond its records
+                clear_leftovers(run, step, started)
+            checkpoint(f"{step} about to be recorded undone")
             with conn.transaction():
                 impl.forget(run)
                 state.mark_undone(conn, self.migration.name, step)
+                state.forget_started(conn, self.migration.name, step)
+            checkpoint(f"{step} recorded undone")
             impl.after_down(run, report)
             return report
 
@@ -112,13 +166,28 @@ class MigrationEngine:
         """Put back the rows the migration changed and the application did not write since the
         backup (steps/backup.py; rows both changed are listed in report.extra["conflicts"]), then
         the backup step's down: the proof, and the backups dropped. discard_application_writes:
-        every backed-up row exactly as the backup has it, losing every write since the backup."""
+        every backed-up row exactly as the backup has it, losing every write since the backup.
+        Later steps a run died inside are undone first, so a restore can always make progress
+        from whatever state `down` left."""
         if discard_application_writes:
             self.log("restore: discarding every application write since the backup, as asked")
-        with self.locked("restore") as conn:
-            report = restore_backup(StepRun(self, conn), discard_application_writes)
-        report.extra.update(self.down("backup").extra)
-        return report
+        app = f"migration-dags {self.migration.name} restore run {self.run_id[:8]} (lock)"
+        with self._step("backup", "restore"), command_lock(self.database_url, app):
+            with self.connection("restore") as conn:
+                started = state.started_steps(conn, self.migration.name)
+            for step in DOWN_ORDER:
+                if step != "backup" and step in started:
+                    self.down(step)
+            with self.connection("restore") as conn:
+                backup_applied = state.is_applied(conn, self.migration.name, "backup")
+            if "backup" in started and not backup_applied:
+                # a backup that never finished: no later step ran, the tables are untouched;
+                # what is left is its copies, which its down drops
+                return self.down("backup")
+            with self.locked("restore") as conn:
+                report = restore_backup(StepRun(self, conn), discard_application_writes)
+            report.extra.update(self.down("backup").extra)
+            return report
 
     def _require_earlier_steps(self, conn: psycopg.Connection, step: str) -> None:
         index = STEPS.index(step)
@@ -144,7 +213,9 @@ class MigrationEngine:
             with self.connection("plan") as conn:
                 has_state = state.state_exists(conn)
                 applied = state.applied_steps(conn, self.migration.name) if has_state else {}
-                if "schema_change" not in applied:
+                started = state.started_steps(conn, self.migration.name)
+                # a started schema_change may have changed the schema validate would read
+                if "schema_change" not in applied and "schema_change" not in started:
                     context.validate(conn, self.migration)
                 planning = Planning(self.migration, self.context(conn), False, applied)
         out = {step: impl.plan(planning) for step, impl in STEP_TYPES.items()}
@@ -159,16 +230,22 @@ class MigrationEngine:
                 return []
             return [k for k, _d, _n in state.ranges_status(conn, self.migration.name)]
 
+    def started_steps(self) -> list[str]:
+        """Steps a run died inside (recorded started, neither applied nor undone since)."""
+        with self.connection("status") as conn:
+            return list(state.started_steps(conn, self.migration.name))
+
     def status(self) -> MigrationStatus:
         with self.connection("status") as conn:
             if not state.state_exists(conn):
-                applied, parts = {}, []
+                applied, parts, started = {}, [], {}
             else:
                 applied = state.applied_steps(conn, self.migration.name)
                 parts = state.ranges_status(conn, self.migration.name)
+                started = state.started_steps(conn, self.migration.name)
         steps = {
             s: StepState(True, applied[s]["run_id"], str(applied[s]["applied_at"]))
-            if s in applied else StepState(False)
+            if s in applied else StepState(False, started=s in started)
             for s in STEPS
         }
         progress = BackfillProgress(

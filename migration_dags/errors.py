@@ -139,6 +139,27 @@ class DatabaseUnavailableError(MigrationError):
         )
 
 
+class ConnectionLostError(DatabaseUnavailableError):
+    """The connection dropped in the middle of a step (a server restart, a network cut). Every
+    step is recorded started before its first change and resumes or undoes its own partial work,
+    so nothing is lost: the same command, or `up`, carries on from where it stopped."""
+
+    ran = True  # unlike a failed connect, the step may have changed something before the drop
+
+    def __init__(self, migration: str, step: str, direction: str, cause: str):
+        self.migration, self.step, self.direction = migration, step, direction
+        again = {
+            "down": f"migration-dags down {migration}` to continue the rollback",
+            "restore": f"migration-dags restore {migration}` again",
+        }.get(direction, f"migration-dags up {migration}` to resume")
+        MigrationError.__init__(
+            self,
+            f"{migration}: the connection to the database was lost during step {step} "
+            f"({direction}): {cause}; the step's partial work is recorded and nothing is lost: "
+            f"once the server is back, run `{again} (or give --retry-on-disconnect N)"
+        )
+
+
 class DatabaseUrlError(MigrationError):
     """A database URL libpq cannot read. Nothing has connected."""
 

@@ -70,7 +70,9 @@ def schema_description(conn: psycopg.Connection, table: TableName) -> str:
         lines.append(f"index {name} {definition}{'' if valid else ' INVALID'}")
     for name, definition in conn.execute(
         """SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
-           WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal ORDER BY tgname""",
+           WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal
+             AND tgname NOT LIKE 'mdg\_capture\_\_%%'  -- the tool's record of application writes
+           ORDER BY tgname""",
         (reg,),
     ):
         lines.append(f"trigger {name} {definition}")

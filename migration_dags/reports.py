@@ -90,10 +90,13 @@ class StepState:
     applied: bool
     run_id: str | None = None
     applied_at: str | None = None
+    # not applied, but a run stopped inside it (a kill, a lost connection): up resumes it,
+    # down undoes it
+    started: bool = False
 
     def as_dict(self) -> dict:
         if not self.applied:
-            return {"applied": False}
+            return {"applied": False, "started": True} if self.started else {"applied": False}
         return {"applied": True, "run_id": self.run_id, "applied_at": self.applied_at}
 
 

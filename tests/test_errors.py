@@ -21,8 +21,10 @@ def test_refusals_and_bad_input_ran_nothing():
 def test_run_again_errors_are_retryable_and_nothing_else():
     retryable = {n for n, c in vars(errors).items() if isinstance(c, type)
                  and issubclass(c, errors.MigrationError) and c.retryable}
-    assert retryable == {"DatabaseUnavailableError", "MigrationLockedError",
+    # a lost connection is retryable too: every step resumes its own partial work
+    assert retryable == {"DatabaseUnavailableError", "ConnectionLostError", "MigrationLockedError",
                          "LockTimeoutExhaustedError"}
+    assert errors.ConnectionLostError.ran and not errors.DatabaseUnavailableError.ran
 
 
 def test_a_serialised_error_name_maps_back_to_its_class():

@@ -62,6 +62,19 @@ def connect(url: str, application_name: str = APP_PREFIX) -> psycopg.Connection:
         raise DatabaseUnavailableError(display_url(url), _one_line(exc)) from exc
 
 
+# SQLSTATEs of a session the server ended: admin_shutdown, crash_shutdown, cannot_connect_now
+_SERVER_ENDED = ("57P01", "57P02", "57P03")
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` says the connection itself is gone (not a statement's own failure: a lock
+    timeout or a cancel is an OperationalError too)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith("08") or state in _SERVER_ENDED
+
+
 def _url_without_password(url: str) -> str:
     try:
         parts = urlsplit(url)

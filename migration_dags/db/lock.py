@@ -9,6 +9,7 @@ from typing import Iterator
 import psycopg
 
 from ..errors import MigrationLockedError
+from .connect import is_connection_lost
 
 ADVISORY_LOCK_KEY = 0x6D69_6772_6461_67  # "migrdag": one key for every migration run
 
@@ -22,7 +23,12 @@ def migration_lock(conn: psycopg.Connection) -> Iterator[None]:
     try:
         yield
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+        except psycopg.OperationalError as exc:
+            if not is_connection_lost(exc):
+                raise
+            # the session is gone and its lock with it; keep the error that ended the block
 
 
 def lock_holder(conn: psycopg.Connection) -> str:

@@ -19,6 +19,7 @@ from psycopg import errors as pg_errors
 
 from ..actions import Action, ActionResult
 from ..errors import LockTimeoutExhaustedError
+from .faults import checkpoint
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,13 @@ class ActionRunner:
                 return ActionResult(action, False, 0, time.monotonic() - started, 1, 0.0)
         attempts, lock_wait = 0, 0.0
         delay = self.settings.backoff_initial_s
+        checkpoint(f"before {action.description}")
         while True:
             attempts += 1
             try_started = time.monotonic()
             try:
                 rowcount = self._execute(action)
+                checkpoint(f"after {action.description}")
                 return ActionResult(
                     action, True, rowcount, time.monotonic() - started, attempts, lock_wait
                 )

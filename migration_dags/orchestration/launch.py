@@ -21,7 +21,7 @@ import logging
 import os
 import uuid
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterator
@@ -31,8 +31,11 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from .. import settings
+from ..db import command_lock
 from ..engine import MigrationEngine
-from ..errors import MigrationError, RollbackFailedError, ValidationFailedError
+from ..errors import (
+    MigrationError, MigrationLockedError, RollbackFailedError, ValidationFailedError,
+)
 from ..migration_set import MigrationSet
 from ..spec import Migration
 from ..steps import STEPS
@@ -122,6 +125,23 @@ class Launcher:
 
     # -- up ------------------------------------------------------------------------------------
     def up(self) -> UpResult:
+        with self._command_lock("up"):  # one lock across every step's run (db/lease.py)
+            return self._up()
+
+    @contextmanager
+    def _command_lock(self, command: str) -> Iterator[None]:
+        """The lock for the whole command. When another run holds it, go on unlocked: the
+        first step's run is refused the same way (exit 6, naming the holder) and stays in the
+        run history, so the history shows who tried."""
+        app = f"migration-dags {self.name} {command} (command lock)"
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(command_lock(self.engine.database_url, app))
+            except MigrationLockedError:
+                pass
+            yield
+
+    def _up(self) -> UpResult:
         applied = self.engine.status().applied_steps()
         todo = [s for s in STEPS if s not in applied]
         if not todo:
@@ -178,7 +198,12 @@ class Launcher:
 
     # -- down ----------------------------------------------------------------------------------
     def down(self, extra_tags: dict[str, str] | None = None) -> DownResult:
-        if not self.engine.status().applied_steps():
+        with self._command_lock("down"):
+            return self._down(extra_tags)
+
+    def _down(self, extra_tags: dict[str, str] | None) -> DownResult:
+        # a step a run died inside is not applied, yet has partial work to undo
+        if not self.engine.status().applied_steps() and not self.engine.started_steps():
             self.progress(f"{self.name}: no step is applied; nothing to roll back")
             return DownResult(self.name, None)
         run_id = str(uuid.uuid4())

@@ -5,6 +5,7 @@ and `migration_dags_backup` (backups), lives in this package; callers import fro
     steps.py          which steps of a migration are applied
     backups.py        the record of each table's backup (the copies themselves: backup.py)
     ranges.py         the backfill's key-range partitions, their saved positions and rows done
+    started.py        which steps started and did not finish (a run died inside them)
     saved_columns.py  definitions of columns drop_column drops, for its exact undo
     capture.py        change capture: the trigger and table recording the application's writes
                       to each backed-up table during the migration window
@@ -31,6 +32,7 @@ from .schema import (
     ensure_state_tables,
     state_exists,
 )
+from .started import forget_started, is_started, mark_started, started_steps
 from .steps import applied_steps, is_applied, mark_applied, mark_undone
 
 __all__ = [
@@ -39,5 +41,6 @@ __all__ = [
     "ensure_state_tables", "forget_backups", "forget_ranges", "is_applied", "mark_applied",
     "mark_undone", "ranges_status", "range_keys", "read_range", "read_saved_columns",
     "record_backup", "record_range", "reset_ranges", "rows_done_in_other_ranges",
-    "save_range_position", "state_exists", "touch_ranges",
+    "save_range_position", "state_exists", "touch_ranges", "forget_started", "is_started",
+    "mark_started", "started_steps",
 ]

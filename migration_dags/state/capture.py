@@ -37,8 +37,11 @@ def capture_trigger(migration: str) -> str:
     return short_name("mdg_capture", migration)
 
 
-def _function(backup: TableName) -> str:
-    return f"{quote(STATE_SCHEMA)}.{quote(short_name('capture', backup.name))}"
+def _function(migration: str, source: TableName) -> str:
+    # named after the migration and the table, not the backup's run: a backup re-run after a
+    # kill installs the same trigger text, so the applied schema does not depend on the run
+    name = short_name("capture", migration, source.schema, source.name)
+    return f"{quote(STATE_SCHEMA)}.{quote(name)}"
 
 
 # The application's write: neither a backfill batch nor a restore set the tool's setting.
@@ -62,7 +65,7 @@ def install_sql(source: TableName, backup: TableName, keys: list[str], migration
     cap = capture_table(backup)
     cols = ", ".join(quote(k) for k in keys)
     same_key = " AND ".join(f"OLD.{quote(k)} IS NOT DISTINCT FROM NEW.{quote(k)}" for k in keys)
-    fn = _function(backup)
+    fn = _function(migration, source)
     function = f"""CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger
 LANGUAGE plpgsql AS $migration_dags$
 DECLARE
@@ -113,7 +116,7 @@ def remove(conn: psycopg.Connection, source: TableName, backup: TableName, migra
     with conn.transaction():
         if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (source.sql,)).fetchone()[0]:
             conn.execute(f"DROP TRIGGER IF EXISTS {quote(capture_trigger(migration))} ON {source.sql}")
-        conn.execute(f"DROP FUNCTION IF EXISTS {_function(backup)}()")
+        conn.execute(f"DROP FUNCTION IF EXISTS {_function(migration, source)}()")
         conn.execute(f"DROP TABLE IF EXISTS {capture_table(backup).sql}")
 
 

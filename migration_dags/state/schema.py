@@ -10,6 +10,8 @@ State tables, in `migration_dags`:
                         each in the same transaction as the step's last action where possible
     backups             the backup copy of each touched table, with its row count and fingerprints
     backfill_ranges     one row per key-range partition: bounds, position reached, rows done
+    started_steps       one row per (migration, step) started and not yet finished (started.py):
+                        written before the step's first change, deleted when it is recorded
     saved_columns       definitions of the columns drop_column drops (created by its start, the
                         only operation that needs it)
 
@@ -27,7 +29,8 @@ APPLIED_STEPS = f"{STATE_SCHEMA}.applied_steps"
 BACKUPS = f"{STATE_SCHEMA}.backups"
 BACKFILL_RANGES = f"{STATE_SCHEMA}.backfill_ranges"
 SAVED_COLUMNS = f"{STATE_SCHEMA}.saved_columns"
-STATE_TABLES = ("applied_steps", "backups", "backfill_ranges", "saved_columns")
+STARTED_STEPS = f"{STATE_SCHEMA}.started_steps"
+STATE_TABLES = ("applied_steps", "backups", "backfill_ranges", "saved_columns", "started_steps")
 
 STATE_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};
@@ -65,6 +68,13 @@ CREATE TABLE IF NOT EXISTS {BACKFILL_RANGES} (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (migration, partition_key, task_index)
 );
+CREATE TABLE IF NOT EXISTS {STARTED_STEPS} (
+    migration text NOT NULL,
+    step text NOT NULL,
+    run_ids text[] NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (migration, step)
+);
 """
 
 # Run as an action of drop_column's start (saved_columns.save_actions), in its transaction.
@@ -87,7 +97,9 @@ SAVED_COLUMNS_DDL = f"""CREATE TABLE IF NOT EXISTS {SAVED_COLUMNS} (
 
 
 def ensure_state_tables(conn: psycopg.Connection) -> None:
-    if not state_exists(conn):
+    # started_steps came later than the others: state made by an older version lacks it
+    if not state_exists(conn) or not conn.execute(
+            f"SELECT to_regclass('{STARTED_STEPS}') IS NOT NULL").fetchone()[0]:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(7365)")  # two first runs at once
             conn.execute(STATE_DDL)

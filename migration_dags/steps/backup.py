@@ -29,6 +29,7 @@ from ..backup_tables import (
     restore_table,
     take_backup,
 )
+from ..db.faults import checkpoint
 from ..errors import RefusedError, RollbackFailedError
 from ..schema_model import primary_key_columns
 from ..state import capture as capture_state
@@ -58,8 +59,10 @@ class BackupStep(Step):
                 capture_state.install(run.conn, table, backup_table_name(run.name, run.engine.run_id, table),
                                 keys, run.name)
             rec = take_backup(run.conn, run.name, run.engine.run_id, table)
+            checkpoint(f"backup: copied {table}")  # a kill here leaves an unrecorded copy
             with run.conn.transaction():
                 state.record_backup(run.conn, run.name, run.engine.run_id, rec)
+            checkpoint(f"backup: recorded {table}")
             tables[str(table)] = {
                 "backup_table": str(rec.backup), "row_count": rec.row_count,
                 "data_fingerprint": rec.data_fingerprint,

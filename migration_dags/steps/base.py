@@ -3,7 +3,8 @@
 A step is one of the five stages of a migration (backup, schema_change, backfill, validation,
 cutover), with an up, a down and a plan. The engine (engine.py) holds the migration lock around
 each call, skips an up already applied or a down not applied, refuses an up whose earlier step is
-not applied, and records the step applied or undone; the step does its own work only.
+not applied, records the step started before it runs and applied or undone after; the step does
+its own work only, and must be safe to re-run (`run.resuming`) or undo after a kill at any point.
 
     up(run, partition)   the step's work; a report whose `complete` says whether to record
                          the step applied (a backfill with partitions left is not)
@@ -36,10 +37,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class StepRun:
-    """One call of a step: the engine that called it and the locked connection."""
+    """One call of a step: the engine that called it and the locked connection. `resuming`: an
+    earlier run was recorded started in this step and died inside it (state/started.py)."""
 
     engine: "MigrationEngine"
     conn: psycopg.Connection
+    resuming: bool = False
 
     @property
     def migration(self) -> Migration:

@@ -19,7 +19,10 @@ class SchemaChangeStep(Step):
                    "key-range partitions.")
 
     def up(self, run: StepRun, partition: str | None = None) -> StepReport:
-        validate(run.conn, run.migration)
+        if not run.resuming:
+            # a resumed run would be checked against the schema its own start changed (the
+            # column it added "already exists"): its start actions are idempotent instead
+            validate(run.conn, run.migration)
         ctx = run.op_context()
         report = run.report(self.name, "up")
         ops = run.migration.operations
