@@ -26,6 +26,7 @@ from typing import Callable
 
 import psycopg
 
+from pg_server import pg_dump
 from migration_dags.engine import MigrationEngine
 from migration_dags.fingerprint import data_fingerprint
 from migration_dags.identifiers import TableName, quote
@@ -35,7 +36,6 @@ from migration_dags.state import BACKUP_SCHEMA, STATE_SCHEMA
 from migration_dags.steps import STEPS
 from migration_dags.steps.verbs import backfill_tasks, down_actions, up_actions
 
-PG_DUMP = "/usr/bin/pg_dump"
 TOOL_SCHEMAS = (STATE_SCHEMA, BACKUP_SCHEMA)
 Check = Callable[[psycopg.Connection], None]
 
@@ -98,7 +98,7 @@ def normalize_dump(text: str) -> str:
 def snapshot(database_url: str) -> Snapshot:
     excludes = [f"--exclude-schema={s}" for s in TOOL_SCHEMAS]
     dump = subprocess.run(
-        [PG_DUMP, "--schema-only", "--no-owner", *excludes, "-d", database_url],
+        [pg_dump(), "--schema-only", "--no-owner", *excludes, "-d", database_url],
         check=True, capture_output=True, text=True,
     ).stdout
     with psycopg.connect(database_url, autocommit=True) as conn:
