@@ -270,6 +270,9 @@ def cmd_ui(options: GlobalOptions, port: int, host: str) -> int:
     if options.database_url:
         env[settings.DATABASE_URL_ENV] = options.database_url
     env[settings.MIGRATIONS_DIR_ENV] = str(settings.migrations_dir(options.migrations_dir).resolve())
+    # `dagster dev` warns that it is superseded by `dg dev` (not installed): not the user's doing
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [
+        env.get("PYTHONWARNINGS"), "ignore:Function `dev_command` is superseded"]))
     dagster = Path(sys.executable).parent / "dagster"
     argv = [str(dagster) if dagster.exists() else "dagster", "dev", "-w",
             str(root / "workspace.yaml"), "--host", host, "--port", str(port)]

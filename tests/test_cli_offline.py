@@ -18,3 +18,16 @@ def test_plan_offline_prints_five_steps_with_no_database(capsys, monkeypatch):
     for step in ("backup", "schema_change", "backfill", "validation", "cutover"):
         assert f"-- ===== {step} =====" in out
     assert 'ADD COLUMN IF NOT EXISTS "email_verified" boolean DEFAULT false;' in out
+
+
+# -- the demo's last lines ----------------------------------------------------------------------
+def test_the_demo_prints_a_url_that_reaches_its_database():
+    from migration_dags.demo import as_url, next_steps
+
+    socket = "user=postgres dbname=migration_dags_demo host=/work/x/.migration_dags/pgdata"
+    assert as_url(socket) == "postgresql://postgres@/migration_dags_demo?host=/work/x/.migration_dags/pgdata"
+    assert as_url("user=u password=p@ss host=db.example port=6543 dbname=d sslmode=require") == (
+        "postgresql://u:p%40ss@db.example:6543/d?sslmode=require")
+    lines = next_steps(socket, embedded=False)
+    assert "export MIGRATION_DAGS_DATABASE_URL='postgresql://postgres@/migration_dags_demo?host=" in "\n".join(lines)
+    assert any(line.split()[:2] == [".venv/bin/migration-dags", "ui"] for line in lines)
