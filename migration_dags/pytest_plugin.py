@@ -41,6 +41,8 @@ class VerifyFixtureReport:
 
 @pytest.fixture
 def migration_verify() -> Callable[..., VerifyFixtureReport]:
+    """verify(*names, database_url=, migrations_dir=, sample_rows=, exclude_rules=) -> report
+    with .passed, .checks, .failures() and .assert_passed(); see `migration-dags verify`."""
     def run(*names: str, database_url: str | None = None, migrations_dir: str | None = None,
             sample_rows: int | None = None, exclude_rules: tuple[str, ...] = ()) -> VerifyFixtureReport:
         from . import settings

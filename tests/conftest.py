@@ -54,6 +54,15 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.db)
 
 
+def pytest_configure(config):
+    """Our own pytest plugin (the migration_verify fixture), also where the package is on
+    PYTHONPATH but not installed, so its pytest11 entry point is not there."""
+    import migration_dags.pytest_plugin as plugin
+
+    if not config.pluginmanager.is_registered(plugin):
+        config.pluginmanager.register(plugin, "migration_dags")
+
+
 def pytest_collection_finish(session):
     """Selected db tests and no server: one line naming the server, not a failure per test."""
     if any(item.get_closest_marker("db") for item in session.items):

@@ -13,8 +13,6 @@ from migration_dags.spec import load_migration
 from migration_dags.verify import clone_database, drop_database, verify_migration
 from pg_server import REPO
 
-pytest_plugins = ["migration_dags.pytest_plugin"]  # in this repo the plugin is not installed
-
 ASSETS = str(REPO / "assets")
 
 # a down that forgets to undo its up: nothing names the table, so no backup proof catches it
