@@ -26,7 +26,8 @@ if [ "${MIGRATION_DAGS_TEST_SERVER:-}" = "embedded" ]; then
     use_embedded_server
 elif [ -n "${MIGRATION_DAGS_TEST_SERVER:-}" ]; then
     if ! pg_answers "$MIGRATION_DAGS_TEST_SERVER"; then
-        echo "MIGRATION_DAGS_TEST_SERVER is set but that server does not answer; start it, or unset the variable to use 127.0.0.1:5432 or the embedded server" >&2
+        shown="$(.venv/bin/python -c 'import sys; from migration_dags.db import display_url; print(display_url(sys.argv[1]))' "$MIGRATION_DAGS_TEST_SERVER")"
+        echo "MIGRATION_DAGS_TEST_SERVER=$shown does not answer; start it, or unset the variable to use 127.0.0.1:5432 or the embedded server" >&2
         exit 2
     fi
 else

@@ -18,7 +18,7 @@ if [ ! -f "$stamp" ]; then
         /^Collecting / { n++; if (n % 20 == 0) { printf "  resolved %d packages...\n", n; fflush() } }
         /^Installing collected packages/ { printf "  installing %d packages...\n", NF - 3; fflush() }
         /^Successfully installed/ { printf "  installed %d packages\n", NF - 2; fflush() }'
-    if ! { .venv/bin/python -m pip install --upgrade pip \
+    if ! { .venv/bin/python -m pip install --upgrade pip >> .venv/install.log 2>&1 \
            && .venv/bin/python -m pip install --progress-bar off -e ".[test]"; } 2>&1 \
            | tee -a .venv/install.log | awk "$progress" >&2; then
         tail -30 .venv/install.log >&2
