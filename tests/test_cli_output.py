@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from migration_dags import cli, output
-from migration_dags.embedded import embedded_database_url, embedded_status
+from migration_dags.embedded import embedded_database_url, embedded_status, stop_embedded
 from orchestration.samples import ADD_FLAG, seed_items, write_migration
 
 
@@ -50,8 +53,19 @@ def test_dagsters_telemetry_notice_comes_before_our_first_line(capsys, args, dag
     assert ours == list(range(min(ours), min(ours) + len(ours)))  # nothing between our lines
 
 
-def test_embedded_status_and_stop_leave_no_process(capsys, tmp_path, monkeypatch):
-    folder = tmp_path / "pgdata"
+@pytest.fixture
+def embedded_folder():
+    """Not under pytest's tmp_path: as root, pgserver runs the server as its own user and opens
+    the folder's parents to it, and another pytest session's start closes /tmp/pytest-of-root
+    again (0700), under a running test."""
+    folder = Path(tempfile.mkdtemp(prefix="mdg-embedded-test-")) / "pgdata"
+    yield folder
+    stop_embedded(folder)
+    shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def test_embedded_status_and_stop_leave_no_process(capsys, embedded_folder, monkeypatch):
+    folder = embedded_folder
     monkeypatch.setenv("MIGRATION_DAGS_EMBEDDED_DIR", str(folder))
     assert cli.main(["embedded", "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["running"] is False
