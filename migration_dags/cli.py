@@ -8,6 +8,14 @@
       status NAME [--json] steps applied, backfill partitions done, rows
       restore NAME         after a failed rollback proof: put back what the migration changed
       audit [NAME] [--since ISO-DATE] [--json]   who ran what and when, from the run history
+      lint [NAME...]       squawk on the SQL of every step (no database needed)
+      verify [NAME...]     on a scratch clone: up, validation, down, exact fingerprint, up again,
+                           and squawk; exit 0 only if all hold (the check CI runs on every PR)
+      ui                   the Dagster UI on the same instance (DAGSTER_HOME) the CLI runs use
+      embedded status|stop the embedded PostgreSQL used when no database URL is configured
+
+Every command takes --quiet (no progress lines) and --json (the result as JSON on stdout);
+colours only on a terminal (and never with NO_COLOR set).
 
 The global options may come before or after the command; given in both places, the one after wins.
 
@@ -17,7 +25,8 @@ history; `plan`, `status` and `list` read the database directly and do not impor
 Exit codes: 0 success; a MigrationError's own code (2 malformed file, unknown migration or
 unreadable database URL, 3 validation failed and rolled back, 4 rollback failed, 5 database
 unreachable or the connection lost mid-run (`up` resumes; --retry-on-disconnect N does it by
-itself), 6 another run holds the lock, 7 lock timeout); 2 a command line click cannot parse;
+itself), 6 another run holds the lock, 7 lock timeout); 9 verify or lint found problems;
+2 a command line click cannot parse;
 130 interrupted; 1 anything else. Errors are one line on stderr; --debug adds the traceback.
 
 A command is one function under `@command(name, help, *params)`: it gets the merged
@@ -36,7 +45,7 @@ from typing import Sequence
 import click
 import psycopg
 
-from . import settings
+from . import output, settings
 from .cli_parsing import GlobalOptions, Invocation, build_group, migration_name
 from .engine import MigrationEngine
 from .db import is_connection_lost
@@ -48,6 +57,7 @@ from .target_database import database_url_for
 
 PROG = "migration-dags"
 INTERRUPTED = 130
+FOUND_PROBLEMS = 9  # verify or lint: the migration is not proven safe
 
 cli, command = build_group(PROG, help_text=__doc__.split("\n\n")[0])
 
@@ -100,6 +110,11 @@ def _unexpected(invocation: Invocation, exc: Exception) -> int:
 @command("list", "list the migrations in dependency order")
 def cmd_list(options: GlobalOptions) -> int:
     migrations = _migration_set(options).ordered()
+    if options.json:
+        output.print_json([{"name": m.name, "operations": len(m.operations),
+                            "depends_on": list(m.depends_on), "description": m.description}
+                           for m in migrations])
+        return 0
     if not migrations:
         _progress(f"no migrations in {settings.migrations_dir(options.migrations_dir)}")
     for m in migrations:
@@ -118,6 +133,9 @@ def cmd_plan(options: GlobalOptions, name: str, offline: bool) -> int:
         plan = MigrationEngine(_migration(options, name), database_url="").plan(offline=True)
     else:
         plan = _engine(options, name).plan()
+    if options.json:
+        output.print_json({step: plan.get(step) or [] for step in STEPS})
+        return 0
     for step in STEPS:
         print(f"-- ===== {step} =====")
         print("\n\n".join(plan.get(step) or ["-- nothing to do"]))
@@ -167,6 +185,10 @@ RETRY_WAIT_S = 1.0
 def cmd_up(options: GlobalOptions, name: str, retries: int) -> int:
     launch = _launch_module(options)
     result = _reconnecting(lambda: launch.run_up(name, **_launch_options(options)), retries)
+    if options.json:
+        output.print_json({"migration": name, "outcome": result.outcome.value,
+                           "message": result.message, "dagster_home": os.environ["DAGSTER_HOME"],
+                           "runs": [vars(r) for r in result.runs]})
     if result.exit_code:
         _error(result.message)
         return result.exit_code
@@ -181,6 +203,9 @@ def cmd_up(options: GlobalOptions, name: str, retries: int) -> int:
 def cmd_down(options: GlobalOptions, name: str, retries: int) -> int:
     launch = _launch_module(options)
     result = _reconnecting(lambda: launch.run_down(name, **_launch_options(options)), retries)
+    if options.json:
+        output.print_json({"migration": name, "run_id": result.run_id,
+                           "steps": [vars(r) for r in result.steps]})
     if result.run_id:
         _progress(f"{name}: rolled back; the tables equal their pre-migration backup "
                   f"(run {result.run_id})")
@@ -205,15 +230,18 @@ def cmd_restore(options: GlobalOptions, name: str, discard_application_writes: b
             _progress(f"  conflict: {c['rows']} rows of {table} both the migration and the "
                       f"application changed, left as the application wrote them (keys "
                       f"{', '.join(c['keys'])})")
+    if options.json:
+        output.print_json({"migration": name, "restored_rows": report.rows,
+                           "conflicts": report.extra.get("conflicts", {}),
+                           "discarded_application_writes": discard})
     _progress(f"{name}: the rollback proof passed; the backup is dropped")
     return 0
 
 
-@command("status", "steps applied, backfill partitions done, rows", migration_name(),
-         click.option("--json", "as_json", is_flag=True, help="print the status as JSON"))
-def cmd_status(options: GlobalOptions, name: str, as_json: bool) -> int:
+@command("status", "steps applied, backfill partitions done, rows", migration_name())
+def cmd_status(options: GlobalOptions, name: str) -> int:
     status = _engine(options, name).status()
-    if as_json:
+    if options.json:
         print(json.dumps(status.as_dict(), indent=2, sort_keys=True))
         return 0
     backfill = status.backfill
@@ -235,12 +263,123 @@ def cmd_status(options: GlobalOptions, name: str, as_json: bool) -> int:
 @command("audit", "who ran which migration step and when, oldest first, from Dagster's run history",
          migration_name(required=False, description="only this migration's runs"),
          click.option("--since", metavar="ISO-DATE",
-                      help="only runs created since then (UTC unless it names a zone)"),
-         click.option("--json", "as_json", is_flag=True, help="print a JSON list"))
-def cmd_audit(options: GlobalOptions, name: str | None, since: str | None, as_json: bool) -> int:
+                      help="only runs created since then (UTC unless it names a zone)"))
+def cmd_audit(options: GlobalOptions, name: str | None, since: str | None) -> int:
     from .orchestration.audit import print_audit  # imports Dagster
 
-    return print_audit(name, since=since, as_json=as_json)
+    return print_audit(name, since=since, as_json=options.json)
+
+
+def _names(options: GlobalOptions, names: Sequence[str]) -> list[Migration]:
+    """The named migrations, or all of them in dependency order."""
+    migrations = _migration_set(options)
+    return [migrations.get(n) for n in names] if names else migrations.ordered()
+
+
+@command("lint", "run squawk on the SQL of every step, up and down (no database needed); our "
+         "operations' known-safe patterns are not flagged, a raw_sql's SQL is",
+         click.argument("names", nargs=-1, metavar="[NAME]..."),
+         click.option("--exclude", "exclude", multiple=True, metavar="RULE",
+                      help="a squawk rule your team accepts (repeatable)"),
+         click.option("--show-suppressed", is_flag=True,
+                      help="also list our known-safe findings, with the reason"))
+def cmd_lint(options: GlobalOptions, names: tuple[str, ...], exclude: tuple[str, ...],
+             show_suppressed: bool) -> int:
+    from .lint import lint_migration
+
+    findings = [f for m in _names(options, names) for f in lint_migration(m)
+                if f.rule not in exclude]
+    problems = [f for f in findings if f.suppressed is None]
+    shown = findings if show_suppressed else problems
+    if options.json:
+        output.print_json({"passed": not problems, "findings": [f.as_dict() for f in shown]})
+    elif shown:
+        print(output.table(
+            ["migration", "step", "operation", "rule", "finding"],
+            [[f.migration, f"{f.step} {f.direction}", f.operation,
+              f.rule if f.suppressed is None else f"({f.rule})",
+              f.message if f.suppressed is None else f"known safe: {f.suppressed}"] for f in shown]))
+    if not problems:
+        _progress("lint: no findings")
+        return 0
+    _progress(f"lint: {len(problems)} finding(s)")
+    return FOUND_PROBLEMS
+
+
+@command("verify", "on a scratch clone of the target: up, validation, down, exact fingerprint, "
+         "up again, and squawk on every step; exit 0 only if all hold (run it in CI)",
+         click.argument("names", nargs=-1, metavar="[NAME]..."),
+         click.option("--sample-rows", type=click.IntRange(min=1), metavar="N",
+                      help="clone N rows per table (plus the rows they reference) instead of all"),
+         click.option("--exclude", "exclude", multiple=True, metavar="RULE",
+                      help="a squawk rule your team accepts (repeatable)"))
+def cmd_verify(options: GlobalOptions, names: tuple[str, ...], sample_rows: int | None,
+               exclude: tuple[str, ...]) -> int:
+    from .verify import PASS, verify
+
+    report = verify(_names(options, names),
+                    lambda m: database_url_for(m, options.database_url),
+                    sample_rows=sample_rows, exclude_rules=tuple(exclude), progress=_progress)
+    if options.json:
+        output.print_json(report.as_dict())
+    else:
+        print(output.table(["migration", "check", "result", "detail"],
+                           [[c.migration, c.check, c.result, c.detail] for c in report.checks],
+                           colours={PASS: "green", "FAIL": "red"}))
+    return 0 if report.passed else FOUND_PROBLEMS
+
+
+@command("ui", "the Dagster UI (dagster dev) on the same instance, DAGSTER_HOME, that the CLI's "
+         "runs are in, against the same database",
+         click.option("--port", type=int, default=3000, show_default=True),
+         click.option("--host", default="127.0.0.1", show_default=True))
+def cmd_ui(options: GlobalOptions, port: int, host: str) -> int:
+    from pathlib import Path
+
+    root = settings.project_root()
+    env = dict(os.environ)
+    env["DAGSTER_HOME"] = str(settings.dagster_home().resolve())
+    if options.database_url:
+        env[settings.DATABASE_URL_ENV] = options.database_url
+    env[settings.MIGRATIONS_DIR_ENV] = str(settings.migrations_dir(options.migrations_dir).resolve())
+    # Dagster's notices about its own API, not the user's doing: `dagster dev` is superseded by
+    # `dg dev` (not installed), and its own @sensor passes a beta parameter (pyproject's pytest
+    # filter says the same)
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [
+        env.get("PYTHONWARNINGS"), "ignore:Function `dev_command` is superseded",
+        "ignore:Parameter `owners`"]))
+    dagster = Path(sys.executable).parent / "dagster"
+    argv = [str(dagster) if dagster.exists() else "dagster", "dev", "-w",
+            str(root / "workspace.yaml"), "--host", host, "--port", str(port)]
+    _progress(f"Dagster UI on http://{host}:{port} (instance {env['DAGSTER_HOME']}); Ctrl-C stops it")
+    os.chdir(root)
+    os.execvpe(argv[0], argv, env)
+    return 0  # not reached
+
+
+@command("embedded", "the embedded PostgreSQL (used when no database URL is configured): "
+         "status, or stop it",
+         click.argument("action", type=click.Choice(["status", "stop"])))
+def cmd_embedded(options: GlobalOptions, action: str) -> int:
+    from .embedded import embedded_status, stop_embedded
+
+    status = embedded_status()
+    if action == "stop":
+        stopped = stop_embedded(status.folder) if status.running else False
+        after = embedded_status(status.folder)
+        if options.json:
+            output.print_json({**after.as_dict(), "stopped": stopped})
+        elif not options.quiet:
+            print(f"embedded PostgreSQL in {status.folder}: "
+                  f"{'stopped' if stopped else 'was not running'}")
+        return 0 if not after.running else 1
+    if options.json:
+        output.print_json(status.as_dict())
+    else:
+        print(f"embedded PostgreSQL in {status.folder}: "
+              + (f"running (pid {status.pid}); stop it: migration-dags embedded stop"
+                 if status.running else "not running"))
+    return 0
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -259,7 +398,10 @@ def _engine(options: GlobalOptions, name: str) -> MigrationEngine:
 
 def _launch_module(options: GlobalOptions):
     """Import Dagster only for the commands that run steps, with its console output quiet:
-    our progress lines go to stderr, Dagster's full logs to the run history."""
+    our progress lines go to stderr, Dagster's full logs to the run history. --quiet and --json
+    also turn the backfill's progress bar off (settings.PROGRESS_ENV, read in this process)."""
+    if options.quiet or options.json:
+        os.environ[settings.PROGRESS_ENV] = "off"
     from .orchestration import launch
 
     launch.quiet_console(verbose=options.verbose)
@@ -274,6 +416,11 @@ def _launch_options(options: GlobalOptions) -> dict:
 
 
 def _progress(line: str) -> None:
+    """A progress line on stderr, unless the command runs with --quiet."""
+    ctx = click.get_current_context(silent=True)
+    invocation = ctx.find_object(Invocation) if ctx else None
+    if invocation is not None and invocation.options.quiet:
+        return
     print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 

@@ -27,6 +27,8 @@ class GlobalOptions:
     actor: str | None = None
     debug: bool = False
     verbose: bool = False
+    quiet: bool = False
+    json: bool = False
 
     def overridden_by(self, after: dict[str, Any]) -> "GlobalOptions":
         """These options (given before the command) with those given after it winning."""
@@ -59,6 +61,8 @@ def global_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "else the OS user)"),
         click.option("--debug", is_flag=True, help="print the traceback of an error"),
         click.option("--verbose", "-v", is_flag=True, help="show Dagster's run logs on the console"),
+        click.option("--quiet", "-q", is_flag=True, help="no progress lines; only results and errors"),
+        click.option("--json", "json", is_flag=True, help="print the result as JSON on stdout"),
     ]
     for option in reversed(declared):  # click lists the last decorator applied first
         func = option(func)

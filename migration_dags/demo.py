@@ -11,11 +11,13 @@ database named migration_dags_demo is ever dropped and re-created.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
+from urllib.parse import quote as url_quote
 
 import psycopg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import settings
 from .db import display_url, libpq_url
@@ -29,6 +31,47 @@ def with_database(url: str, database: str) -> str:
     """The same server, another database, as a key=value connection string (from a TCP or
     unix-socket URL, or from key=value pairs)."""
     return make_conninfo(libpq_url(url), dbname=database)
+
+
+def as_url(conninfo: str) -> str:
+    """A key=value connection string as a postgresql:// URL, the form users paste into
+    --database-url or MIGRATION_DAGS_DATABASE_URL (a socket folder goes in ?host=)."""
+    if "://" in conninfo:
+        return conninfo
+    p = conninfo_to_dict(conninfo)
+    user = url_quote(p.pop("user", ""), safe="")
+    password = p.pop("password", None)
+    auth = f"{user}:{url_quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    host, port, dbname = p.pop("host", ""), p.pop("port", ""), url_quote(p.pop("dbname", ""), safe="")
+    query = dict(p)
+    if host.startswith("/"):
+        query["host"], host = host, ""
+    netloc = f"{host}:{port}" if host and port else host
+    if port and not host:
+        query["port"] = port
+    tail = "&".join(f"{k}={url_quote(str(v), safe='/')}" for k, v in query.items())
+    return f"postgresql://{auth}{netloc}/{dbname}" + (f"?{tail}" if tail else "")
+
+
+def next_steps(url: str, embedded: bool) -> list[str]:
+    """What to run after the demo, with the URL that reaches its data."""
+    exe = ".venv/bin/migration-dags"
+    lines = [
+        "\n== next: the demo's database is still there, migration rolled back; try",
+        f"   export MIGRATION_DAGS_DATABASE_URL={shlex.quote(display_url(as_url(url)))}",
+        f"   {exe} plan {MIGRATION}    # the SQL every step would run",
+        f"   {exe} verify {MIGRATION}  # what CI runs: up, down, exact fingerprint, up again, squawk",
+        f"   {exe} up {MIGRATION}      # apply it for real",
+        f"   {exe} ui                             # the Dagster UI with the demo's runs (Runs), http://127.0.0.1:3000",
+    ]
+    if embedded:
+        from .embedded import embedded_status
+
+        status = embedded_status()
+        if status.running:
+            lines.append(f"== the embedded PostgreSQL is still running (pid {status.pid}, data in "
+                         f"{status.folder}); stop it: {exe} embedded stop")
+    return lines
 
 
 def fresh_demo_database(server_url: str) -> str:
@@ -85,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
 
     configured = settings.configured_database_url(args.database_url)
     server = configured or settings.database_url()
-    print(f"== server: {'configured' if configured else 'embedded PostgreSQL'} "
-          f"({display_url(server)})", flush=True)
     url = fresh_demo_database(server)
+    print(f"== server: {'configured' if configured else 'embedded PostgreSQL'}; the demo's "
+          f"database: {display_url(as_url(url))}", flush=True)
     took = seed_users(url, args.rows)
     print(f"== seeded {args.rows:,} users in {took:.1f} s", flush=True)
     before = snapshot(url)
@@ -111,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   users verified: {verified[0]:,} of {verified[1]:,}", flush=True)
     same = snapshot(url) == before
     print(f"\n== after down, schema and data identical to before: {'yes' if same else 'NO'}")
-    print("   the runs are in Dagster's run history: `dagster dev -w workspace.yaml`, then Runs")
+    print(f"   the runs are in Dagster's run history at {settings.dagster_home().resolve()}")
+    print("\n".join(next_steps(url, embedded=not configured)), flush=True)
     return 0 if same else 1
 
 

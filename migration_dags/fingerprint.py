@@ -71,7 +71,7 @@ def schema_description(conn: psycopg.Connection, table: TableName) -> str:
     for name, definition in conn.execute(
         """SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
            WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal
-             AND tgname NOT LIKE 'mdg\_capture\_\_%%'  -- the tool's record of application writes
+             AND tgname NOT LIKE 'mdg\\_capture\\_\\_%%'  -- the tool's record of application writes
            ORDER BY tgname""",
         (reg,),
     ):

@@ -18,6 +18,9 @@ MIGRATIONS_DIR_ENV = "MIGRATION_DAGS_MIGRATIONS_DIR"
 DATABASE_URL_ENV = "MIGRATION_DAGS_DATABASE_URL"
 EMBEDDED_DIR_ENV = "MIGRATION_DAGS_EMBEDDED_DIR"
 EXPECTATIONS_DIR_ENV = "MIGRATION_DAGS_EXPECTATIONS_DIR"
+# "off": no progress bar or lines on stderr while a backfill runs (the CLI's --quiet and --json
+# set it for their own process; the run's logs and metadata keep the progress)
+PROGRESS_ENV = "MIGRATION_DAGS_PROGRESS"
 
 
 def project_root() -> Path:
@@ -76,3 +79,7 @@ def dagster_home() -> Path:
 
 def embedded_dir() -> Path:
     return Path(os.environ.get(EMBEDDED_DIR_ENV) or (project_root() / ".migration_dags" / "pgdata"))
+
+
+def terminal_progress_wanted() -> bool:
+    return os.environ.get(PROGRESS_ENV, "").lower() != "off"

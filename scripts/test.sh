@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The test command: install, make sure PostgreSQL answers, run the whole suite.
+# The test command: install, make sure PostgreSQL answers, run the suite (arguments go to pytest).
+# MIGRATION_DAGS_TEST_SERVER picks the server: see scripts/ensure-postgres.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 # shellcheck source=scripts/ensure-postgres.sh
 source scripts/ensure-postgres.sh
 export DAGSTER_HOME="${DAGSTER_HOME:-$(mktemp -d)}"
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+echo "tests on $(.venv/bin/python -c 'import sys; from migration_dags.db import display_url; print(display_url(sys.argv[1]))' "$MIGRATION_DAGS_TEST_SERVER")" >&2
+# not exec: ensure-postgres.sh's EXIT trap stops an embedded server this script started
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pg_server import REPO, SERVER_URL, create_database, drop_database  # noqa: F401
+from pg_server import REPO, SERVER_URL, create_database, drop_database, unreachable_reason  # noqa: F401
 
 
 @pytest.fixture
@@ -52,6 +52,23 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.get_closest_marker("offline") is None:
             item.add_marker(pytest.mark.db)
+
+
+def pytest_configure(config):
+    """Our own pytest plugin (the migration_verify fixture), also where the package is on
+    PYTHONPATH but not installed, so its pytest11 entry point is not there."""
+    import migration_dags.pytest_plugin as plugin
+
+    if not config.pluginmanager.is_registered(plugin):
+        config.pluginmanager.register(plugin, "migration_dags")
+
+
+def pytest_collection_finish(session):
+    """Selected db tests and no server: one line naming the server, not a failure per test."""
+    if any(item.get_closest_marker("db") for item in session.items):
+        reason = unreachable_reason()
+        if reason:
+            pytest.exit(reason, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(autouse=True)

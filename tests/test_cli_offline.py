@@ -30,3 +30,16 @@ def test_schema_prints_the_shipped_json_schema(capsys):
     assert printed == migration_json_schema()
     shipped = json.loads((REPO / "migration_dags" / "spec" / "migration.schema.json").read_text())
     assert printed == shipped
+
+
+# -- the demo's last lines ----------------------------------------------------------------------
+def test_the_demo_prints_a_url_that_reaches_its_database():
+    from migration_dags.demo import as_url, next_steps
+
+    socket = "user=postgres dbname=migration_dags_demo host=/work/x/.migration_dags/pgdata"
+    assert as_url(socket) == "postgresql://postgres@/migration_dags_demo?host=/work/x/.migration_dags/pgdata"
+    assert as_url("user=u password=p@ss host=db.example port=6543 dbname=d sslmode=require") == (
+        "postgresql://u:p%40ss@db.example:6543/d?sslmode=require")
+    lines = next_steps(socket, embedded=False)
+    assert "export MIGRATION_DAGS_DATABASE_URL='postgresql://postgres@/migration_dags_demo?host=" in "\n".join(lines)
+    assert any(line.split()[:2] == [".venv/bin/migration-dags", "ui"] for line in lines)

@@ -20,6 +20,7 @@ from migration_dags.errors import (
 from migration_dags.db import ADVISORY_LOCK_KEY, MARK_TOOL_WRITE
 from migration_dags.spec import load_migration
 from migration_dags.steps import STEPS
+from pg_server import pg_dump
 
 MIGRATION = """
 name: flag_users
@@ -53,7 +54,7 @@ def engine_for(migrations_dir, url, text=MIGRATION, name="flag_users"):
 
 def snapshot(url):
     schema = subprocess.run(
-        ["pg_dump", "--schema-only", "--no-owner", "-N", "migration_dags", "-N", "migration_dags_backup", url],
+        [pg_dump(), "--schema-only", "--no-owner", "-N", "migration_dags", "-N", "migration_dags_backup", url],
         capture_output=True, text=True, check=True).stdout
     # pg_dump 15.14+ prints a random \restrict key each run
     schema = "\n".join(l for l in schema.splitlines() if not l.startswith(("\\restrict", "\\unrestrict")))

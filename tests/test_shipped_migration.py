@@ -11,7 +11,7 @@ import pytest
 
 from migration_dags import cli
 from migration_dags.demo import seed_users
-from pg_server import REPO
+from pg_server import REPO, pg_dump
 
 ASSETS = str(REPO / "assets")
 
@@ -23,7 +23,7 @@ def home(dagster_home):
 
 def dump(url: str) -> tuple[str, list]:
     schema = subprocess.run(
-        ["pg_dump", "--schema-only", "--no-owner", url], capture_output=True, text=True, check=True
+        [pg_dump(), "--schema-only", "--no-owner", url], capture_output=True, text=True, check=True
     ).stdout
     # pg_dump 15.14+ prints a random \restrict key per run
     schema = "\n".join(l for l in schema.splitlines() if not l.startswith(("\\restrict", "\\unrestrict")))

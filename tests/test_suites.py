@@ -19,6 +19,7 @@ from migration_dags.suites import (
 from migration_dags.suites import sql_path
 from migration_dags.suites.gx_path import sqlalchemy_url
 from migration_dags.suites.scope import key_row_sql
+from pg_server import SERVER_URL
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "assets" / "add_email_verification.yaml"
@@ -343,7 +344,19 @@ def test_libpq_urls_become_urls_gx_accepts(url, expected):
     assert sqlalchemy_url(url) == expected
 
 
-@pytest.mark.skipif(not os.path.exists("/var/run/postgresql/.s.PGSQL.5432"), reason="no local socket")
+def _server_socket_dir() -> str | None:
+    """The unix-socket folder of the test server: its own host if it is one (the embedded
+    server), else Debian's /var/run/postgresql when that folder holds the server's socket."""
+    params = psycopg.conninfo.conninfo_to_dict(SERVER_URL)
+    host, port = params.get("host") or "", params.get("port") or "5432"
+    if host.startswith("/"):
+        return host
+    if host in ("127.0.0.1", "localhost") and os.path.exists(f"/var/run/postgresql/.s.PGSQL.{port}"):
+        return "/var/run/postgresql"
+    return None
+
+
+@pytest.mark.skipif(_server_socket_dir() is None, reason="the test server has no local socket")
 def test_gx_runs_through_a_unix_socket_url_and_keys_with_colons(conn, database_url, tmp_path):
     conn.execute("CREATE TABLE tags (name text PRIMARY KEY, label text)")
     conn.execute("INSERT INTO tags VALUES ('a:1', 'x'), ('b:2', NULL), ('c%3', NULL), ('d:4', NULL)")
@@ -351,7 +364,8 @@ def test_gx_runs_through_a_unix_socket_url_and_keys_with_colons(conn, database_u
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "label"}}]})
     suite = load_suite("tags", tmp_path)
     db = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
-    socket_url = f"postgresql://postgres:@/{db}?host=/var/run/postgresql"
+    port = psycopg.conninfo.conninfo_to_dict(SERVER_URL).get("port") or "5432"
+    socket_url = f"postgresql://postgres:@/{db}?host={_server_socket_dir()}&port={port}"
     where = f"ROW(name) > {key_row_sql(['a:1'], ['text'])} AND ROW(name) <= {key_row_sql(['c%3'], ['text'])}"
     scope = Scope(suite.table, ("name",), where, "p")
     with LazyGx(socket_url) as gx:

@@ -251,6 +251,18 @@ def quiet_console(verbose: bool) -> None:
         warnings.filterwarnings("ignore", category=category)
 
 
+def telemetry_notice_first() -> None:
+    """Dagster prints its telemetry notice ("Welcome to Dagster!") the first time it writes an
+    instance id into a DAGSTER_HOME whose dagster.yaml leaves telemetry on, which happens during
+    the first run: between two of our progress lines. Have it written now, before our first
+    line, so the notice (which is the user's to read, we do not hide it) comes first and whole.
+    A home we create turns telemetry off (settings.dagster_home), so there it never shows."""
+    from dagster_shared.telemetry import get_or_set_instance_id, get_telemetry_enabled_from_dagster_yaml
+
+    if get_telemetry_enabled_from_dagster_yaml():
+        get_or_set_instance_id()
+
+
 @contextmanager
 def launcher(
     name: str, *, migrations_dir: str | os.PathLike | None = None, database_url: str | None = None,
@@ -259,6 +271,7 @@ def launcher(
     migration = MigrationSet.load(settings.migrations_dir(migrations_dir)).get(name)
     url = database_url_for(migration, database_url)
     settings.dagster_home()
+    telemetry_notice_first()
     with dg.DagsterInstance.get() as instance:
         yield Launcher(migration, instance, url, actor=actor, progress=progress, verbose=verbose)
 

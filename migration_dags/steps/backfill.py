@@ -12,6 +12,7 @@ from ..db.faults import checkpoint
 from ..actions import Action, ActionResult
 from ..errors import RefusedError
 from ..reports import StepReport
+from ..settings import terminal_progress_wanted
 from .base import Planning, Step, StepRun
 from .verbs import backfill_tasks, down_actions
 
@@ -35,7 +36,9 @@ class BackfillStep(Step):
         todo = [k for k, done, _n in status if not done and partition in (None, k)]
         results = []
         throttle = batches.throttle_for(settings)
-        on_batch = batches.both(batches.progress_logger(run.log), batches.terminal_progress())
+        on_batch = batches.both(
+            batches.progress_logger(run.log),
+            batches.terminal_progress() if terminal_progress_wanted() else None)
         for key in todo:
             result = batches.run_partition(
                 run.conn, run.name, key, tasks, settings.batch_size,

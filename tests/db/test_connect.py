@@ -85,8 +85,11 @@ def test_connects_through_a_key_value_string_and_a_url_with_an_odd_password(data
         conn.execute(f"DROP ROLE IF EXISTS {role}")
         conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
             psycopg.sql.Identifier(role), ODD_PASSWORD))
-        url = (f"postgresql://{role}:p%40ss%3Aw%25rd@{server.get('host') or 'localhost'}:"
-               f"{server.get('port') or 5432}/{server['dbname']}")
+        host, port = server.get("host") or "localhost", server.get("port") or 5432
+        if host.startswith("/"):  # a unix-socket folder (the embedded server) goes in the query
+            url = f"postgresql://{role}:p%40ss%3Aw%25rd@/{server['dbname']}?host={host}&port={port}"
+        else:
+            url = f"postgresql://{role}:p%40ss%3Aw%25rd@{host}:{port}/{server['dbname']}"
         with connect(url) as as_role:
             assert as_role.execute("SELECT current_user").fetchone() == (role,)
     finally:

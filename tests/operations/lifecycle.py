@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Callable
 
 import psycopg
 
+from pg_server import pg_dump
 from migration_dags.engine import MigrationEngine
 from migration_dags.fingerprint import data_fingerprint
 from migration_dags.identifiers import TableName, quote
@@ -40,8 +41,6 @@ from migration_dags.steps.verbs import backfill_tasks, down_actions, up_actions
 
 if TYPE_CHECKING:
     from operations.writers import Application, Workload
-
-PG_DUMP = "/usr/bin/pg_dump"
 TOOL_SCHEMAS = (STATE_SCHEMA, BACKUP_SCHEMA)
 Check = Callable[[psycopg.Connection], None]
 
@@ -104,7 +103,7 @@ def normalize_dump(text: str) -> str:
 def snapshot(database_url: str) -> Snapshot:
     excludes = [f"--exclude-schema={s}" for s in TOOL_SCHEMAS]
     dump = subprocess.run(
-        [PG_DUMP, "--schema-only", "--no-owner", *excludes, "-d", database_url],
+        [pg_dump(), "--schema-only", "--no-owner", *excludes, "-d", database_url],
         check=True, capture_output=True, text=True,
     ).stdout
     with psycopg.connect(database_url, autocommit=True) as conn:

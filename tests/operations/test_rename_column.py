@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 from operations.lifecycle import assert_unchanged_by, engine_for, run_lifecycle, run_sql
@@ -19,7 +21,8 @@ def test_rename_columns_views_follow(database_url, migrations_dir):
 
     def after_up(conn):
         # the view now reads the renamed column and still shows it under its old name
-        assert "orders.state AS status" in _view(conn)
+        # (PostgreSQL 16 leaves out the table name a one-table view's text had up to 15)
+        assert re.search(r"(orders\.)?\bstate AS status\b", _view(conn))
         assert conn.execute("SELECT count(*) FROM order_summary WHERE status = 'paid'").fetchone() == (100,)
         columns = [r[0] for r in conn.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attnum > 0 "
@@ -31,7 +34,7 @@ def test_rename_columns_views_follow(database_url, migrations_dir):
 
     def after_down(conn):
         views_before.append(_view(conn))
-        assert "orders.state" not in views_before[0]
+        assert not re.search(r"\bstate\b", views_before[0])
 
     run_lifecycle(database_url, migrations_dir, migration("renames", '''
         - rename_column: {table: orders, from: status, to: state}
