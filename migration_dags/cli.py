@@ -101,6 +101,10 @@ def cmd_plan(options: GlobalOptions, name: str, offline: bool) -> int:
         plan = MigrationEngine(_migration(options, name), database_url="").plan(offline=True)
     else:
         plan = _engine(options, name).plan()
+    if plan.get("notes"):
+        print("-- ===== notes =====")
+        print("\n".join(plan["notes"]))
+        print()
     for step in STEPS:
         print(f"-- ===== {step} =====")
         print("\n\n".join(plan.get(step) or ["-- nothing to do"]))

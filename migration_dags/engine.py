@@ -18,6 +18,7 @@ from . import state
 from .db import LockSettings, connect, migration_lock
 from .errors import RefusedError
 from .operations.base import BackfillTask, OpContext
+from .operations.common.user_triggers import plan_notes as user_trigger_notes
 from .reports import BackfillProgress, CheckOutcome, MigrationStatus, StepReport, StepState
 from .spec import Migration
 from .steps import STEP_TYPES, STEPS, Planning, StepRun, context
@@ -131,9 +132,11 @@ class MigrationEngine:
 
     # -- reading ------------------------------------------------------------------------------------
     def plan(self, offline: bool = False) -> dict[str, list[str]]:
-        """The SQL each step would run; changes nothing. Offline, from the file alone: no
+        """The SQL each step would run, and under "notes" what plan must say before up (column
+        order a down cannot keep, user triggers on written tables); changes nothing. Offline, from the file alone: no
         database, placeholders where only the live catalog knows (keys, a table's columns), and
         no validation against the live schema."""
+        notes = [n for op in self.migration.operations if (n := op.column_order_note())]
         if offline:
             planning = Planning(self.migration, context.offline_op_context(self.migration), True)
         else:
@@ -143,7 +146,10 @@ class MigrationEngine:
                 if "schema_change" not in applied:
                     context.validate(conn, self.migration)
                 planning = Planning(self.migration, self.context(conn), False, applied)
+                notes += user_trigger_notes(conn, self.backfill_tasks(planning.op_context))
         out = {step: impl.plan(planning) for step, impl in STEP_TYPES.items()}
+        if notes:  # said before up: what the round trip will not keep, which triggers fire
+            out["notes"] = [f"-- note: {n}" for n in notes]
         for step, applied in planning.applied.items():
             if step in out:
                 out[step].insert(0, f"-- already applied by run {applied['run_id']}")

@@ -61,7 +61,8 @@ def run_partition(
         conn, migration, partition, task, spec, lower, upper, position, on_batch)
     result = PartitionResult(partition, 0, 0, 0.0, 0)
     ledger = Ledger(migration, partition)
-    pool = _Workers(conn, gate, lock_timeout_ms, ledger, task.own_trigger)
+    pool = _Workers(conn, gate, lock_timeout_ms, ledger, task.own_trigger,
+                    fire_user_triggers=task.user_triggers == "fire")
     top = max(1, int(batch_size))
     size = gate.first_size(top)
     planned_to, all_planned = position, False
@@ -133,8 +134,9 @@ class _Workers:
     time (no way to connect), else each on a worker connection of its own, in threads."""
 
     def __init__(self, conn: psycopg.Connection, gate: Throttle, lock_timeout_ms: int,
-                 ledger: Ledger, own_trigger: str | None = None):
+                 ledger: Ledger, own_trigger: str | None = None, fire_user_triggers: bool = False):
         self.conn, self.gate, self.ledger = conn, gate, ledger
+        self.fire_user_triggers = fire_user_triggers
         self.lock_timeout_ms = lock_timeout_ms
         self.own_trigger = own_trigger
         self.threaded = gate.settings.max_workers > 1 and gate.can_connect
@@ -187,7 +189,8 @@ class _Workers:
                 locked = False
                 try:
                     with conn.transaction():
-                        conn.execute(_batch_settings(self.lock_timeout_ms, self.own_trigger))
+                        conn.execute(_batch_settings(self.lock_timeout_ms, self.own_trigger,
+                                                     self.fire_user_triggers))
                         changed = max(conn.execute(statement).rowcount, 0)
                         self.ledger.lock.acquire()
                         locked = True
@@ -214,8 +217,14 @@ class _Workers:
             conn.close()
 
 
-def _batch_settings(lock_timeout_ms: int, own_trigger: str | None) -> str:
+def _batch_settings(lock_timeout_ms: int, own_trigger: str | None,
+                    fire_user_triggers: bool = False) -> str:
     # One round trip. synchronous_commit off: a batch lost in a crash is lost with its saved
     # position and runs again.  mark_backfill_of: the task's own sync trigger skips the batch.
-    return (f"SET LOCAL synchronous_commit = off; {mark_backfill_of(own_trigger)}; "
+    # session_replication_role = replica: user triggers (an updated_at trigger) do not fire on the
+    # batch; the tool's sync triggers are ENABLE ALWAYS and still do; CHECK and NOT NULL are not
+    # triggers and still hold; FK triggers are skipped, so validation checks those FKs
+    # (operations/common/user_triggers.py). `user_triggers: fire` keeps the origin role.
+    replica = "" if fire_user_triggers else "SET LOCAL session_replication_role = replica; "
+    return (f"SET LOCAL synchronous_commit = off; {replica}{mark_backfill_of(own_trigger)}; "
             f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")

@@ -38,7 +38,7 @@ from ..errors import (
     SchemaValidationError,
 )
 from ..identifiers import TableName, literal, quote, short_name
-from ..db import MARK_TOOL_WRITE, skip_writes_of
+from ..db import skip_writes_of
 from ..schema_model import SchemaModel
 from ..spec.types import Identifier, OptionalSql, SpecModel, Sql, SqlType, TableRef
 from .add_column import not_null_actions
@@ -58,7 +58,9 @@ from ..state.saved_columns import (
     mark_dropped_sql,
     save_actions,
 )
+from .common.restore import QUIET
 from .common.triggers import drop_row_trigger, function_sql
+from .common.user_triggers import enable_always
 
 
 class AlterColumnSpec(SpecModel):
@@ -241,7 +243,8 @@ $migration_dags$"""
         return (
             f"CREATE OR REPLACE TRIGGER {quote(trigger)} BEFORE INSERT OR UPDATE ON "
             f"{self.table.sql} FOR EACH ROW WHEN ({skip_writes_of(self._sync_trigger)}) "
-            f"EXECUTE FUNCTION {function_sql(trigger)}()"
+            f"EXECUTE FUNCTION {function_sql(trigger)}();\n"
+            f"{enable_always(self.table, trigger)}"  # fires on replica-mode backfill batches too
         )
 
     def _sync_trigger_actions(self, ctx: OpContext) -> list[Action]:
@@ -390,7 +393,7 @@ $migration_dags$"""
         if backup is None or not keys:
             return [Action(
                 f"fill {self.old_copy} by down({self.column})",
-                f"{MARK_TOOL_WRITE};\nUPDATE {t} SET {old} = {down} WHERE {old} IS DISTINCT FROM {down}")]
+                f"{QUIET}UPDATE {t} SET {old} = {down} WHERE {old} IS DISTINCT FROM {down}")]
         kcols = ", ".join(f"bk.{quote(k)} AS {quote(f'mdg__k{i}')}" for i, k in enumerate(keys))
         match = " AND ".join(f"s.{quote(k)} = b.{quote(f'mdg__k{i}')}" for i, k in enumerate(keys))
         in_backup = " AND ".join(f"s.{quote(k)} = bk.{quote(k)}" for k in keys)
@@ -398,14 +401,14 @@ $migration_dags$"""
         return [
             Action(
                 f"restore {self.old_copy} from the backup of {self.table} (undo of alter_column)",
-                f"{MARK_TOOL_WRITE};\nUPDATE {t} AS s SET {old} = {value}\n"
+                f"{QUIET}UPDATE {t} AS s SET {old} = {value}\n"
                 f"FROM (SELECT {kcols}, bk.{col} AS mdg__orig, ({self.up}) AS mdg__up "
                 f"FROM {backup.sql} AS bk) AS b\n"
                 f"WHERE {match} AND s.{old} IS DISTINCT FROM {value}",
             ),
             Action(
                 f"fill {self.old_copy} by down({self.column}) for rows the backup does not have",
-                f"{MARK_TOOL_WRITE};\nUPDATE {t} AS s SET {old} = {down}\n"
+                f"{QUIET}UPDATE {t} AS s SET {old} = {down}\n"
                 f"WHERE s.{old} IS DISTINCT FROM {down} AND NOT EXISTS "
                 f"(SELECT 1 FROM {backup.sql} AS bk WHERE {in_backup})",
             ),
@@ -413,3 +416,9 @@ $migration_dags$"""
 
     def summary(self) -> str:
         return f"alter_column {self.table}.{self.column} -> {self.type_sql}"
+
+    def column_order_note(self) -> str | None:
+        return (f"{self.table}.{self.column}: cutover swaps in a new column, which becomes the last "
+                f"column of {self.table}, and a down after cutover swaps the old type back in as "
+                "the last column too (unless it already was): the table's column order then "
+                "differs from before, and the proof reports that difference")

@@ -34,13 +34,16 @@ Two forms; exactly one of `set` and `insert`.
     migration creates `into`: the schema rollback drops it). The validation step counts select
     rows missing from `into`. An `into` that existed before grows: set validation.row_count: grows.
 
-User triggers fire on the batches as on any write; an `updated_at` trigger therefore changes
-rows that unbackfill does not restore, and the backup step's down will report it.
+User triggers do not fire on the batches (they run with session_replication_role = replica; the
+tool's own triggers still fire, and validation checks the foreign keys over the written columns,
+whose triggers replica mode skips: operations/common/user_triggers.py). `user_triggers: fire`
+makes them fire, for a trigger that must run; then an `updated_at` trigger changes rows that
+unbackfill does not restore, and the backup step's down reports it. `plan` lists them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator
 
@@ -56,6 +59,7 @@ from ..spec.problems import describe, problem
 from ..spec.types import Identifier, Names, OptionalSql, SpecModel, Sql, TableRef
 from .base import RANGE_PLACEHOLDER, BackfillTask, OpContext, Operation, ParityCheck
 from .common.restore import delete_rows_not_in_backup, restore_columns
+from .common.user_triggers import foreign_key_checks
 
 ROWS = "{rows}"
 
@@ -98,6 +102,9 @@ class BackfillSpec(SpecModel):
     where: OptionalSql | None = None
     """Only rows matching this SQL condition (with set)."""
     insert: InsertSpec | None = None
+    user_triggers: Literal["skip", "fire"] = "skip"
+    """Whether the table's user triggers fire on the batches: skip (the default: batches run with
+    session_replication_role = replica) or fire."""
 
     @classmethod
     def check_keys(cls, data: dict[str, Any]) -> None:
@@ -113,6 +120,7 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         self.set: dict[str, str] = dict(spec.set or {})
         self.predicate: str | None = spec.where
         self.into: TableName | None = None
+        self.user_triggers: str = spec.user_triggers
         if spec.insert is not None:
             self.into = spec.insert.into
             self.insert_columns: list[str] = spec.insert.columns
@@ -173,12 +181,14 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
                 f"set {', '.join(self.set)} of {self.table}",
                 self.table,
                 f"UPDATE {self.table.sql} SET {sets} WHERE {RANGE_PLACEHOLDER} AND {self._pending}",
+                user_triggers=self.user_triggers,
             )
         return BackfillTask(
             f"insert into {self.into} from {self.table}",
             self.table,
             f"INSERT INTO {self.into.sql} ({', '.join(quote(c) for c in self.insert_columns)})\n"
             f"{self.select.replace(ROWS, self._rows(RANGE_PLACEHOLDER))}\nON CONFLICT DO NOTHING",
+            writes=self.into, user_triggers=self.user_triggers,
         )
 
     def unbackfill(self, ctx: OpContext) -> list[Action]:
@@ -197,7 +207,7 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
 
     def checks(self, ctx: OpContext) -> list[ParityCheck]:
         if self.into is not None:
-            return [self._insert_check()]
+            return [self._insert_check(), *self._foreign_key_checks(ctx)]
         key = ctx.key_of(self.table)
         shown = "ROW(" + ", ".join(quote(k) for k in key) + ")::text" if key else "ctid::text"
         return [
@@ -207,8 +217,17 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
                 f"{', '.join(self.set)} equal to the backfill's expressions",
                 f"SELECT count(*) FROM {self.table.sql} WHERE {self._pending}",
                 f"SELECT {shown} FROM {self.table.sql} WHERE {self._pending} LIMIT 20",
-            )
+            ),
+            *self._foreign_key_checks(ctx),
         ]
+
+    def _foreign_key_checks(self, ctx: OpContext) -> list[ParityCheck]:
+        if self.user_triggers == "fire":  # the FK triggers fired on every batch
+            return []
+        table = self.into or self.table
+        written = None if self.into is not None else set(self.set)
+        return foreign_key_checks(table, written, ctx.foreign_keys.get(table, []),
+                                  f"{table.name}.backfill_{self.index}")
 
     def _insert_check(self) -> ParityCheck:
         cols = ", ".join(quote(c) for c in self.insert_columns)

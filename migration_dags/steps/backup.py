@@ -19,7 +19,7 @@ from .. import state
 from ..actions import Action, ActionResult
 from ..backup_tables import drop_backup, restore_table, take_backup
 from ..errors import RefusedError, RollbackFailedError
-from ..fingerprint import data_fingerprint, schema_fingerprint, table_exists
+from ..fingerprint import compare_schema, data_fingerprint, schema_fingerprint, table_exists
 from ..reports import StepReport
 from .base import Planning, Step, StepRun
 from .context import validate
@@ -63,7 +63,8 @@ class BackupStep(Step):
                     f"{run.name}: cannot drop the backup while step {later} is still applied; "
                     f"run migration-dags down {run.name}")
         report = run.report(self.name, "down")
-        proof, mismatches = compare_with_backups(run.conn, run.name)
+        announced = {op.table for op in run.migration.operations if op.column_order_note()}
+        proof, mismatches = compare_with_backups(run.conn, run.name, announced)
         report.extra["proof"] = proof
         if mismatches:
             raise RollbackFailedError(
@@ -108,8 +109,12 @@ def restore(run: StepRun) -> StepReport:
     return report
 
 
-def compare_with_backups(conn: psycopg.Connection, migration: str) -> tuple[dict, list[str]]:
-    """Each backed-up table against its backup: the proof's figures, and what differs."""
+def compare_with_backups(
+    conn: psycopg.Connection, migration: str, order_may_differ: set = frozenset()
+) -> tuple[dict, list[str]]:
+    """Each backed-up table against its backup: the proof's figures, and what differs. A table in
+    `order_may_differ` (plan said so before up) whose only difference is its column order is
+    reported as such (schema_equal false, differs_in "column order") but is not a mismatch."""
     proof, mismatches = {}, []
     for rec in state.backups(conn, migration):
         if not table_exists(conn, rec.source):
@@ -118,13 +123,16 @@ def compare_with_backups(conn: psycopg.Connection, migration: str) -> tuple[dict
             continue
         schema_now = schema_fingerprint(conn, rec.source)
         count, data_now = data_fingerprint(conn, rec.source)
+        difference = compare_schema(rec.schema_fingerprint, schema_now)
         proof[str(rec.source)] = {
-            "schema_equal": schema_now == rec.schema_fingerprint,
+            "schema_equal": difference is None,
             "data_equal": data_now == rec.data_fingerprint,
             "rows_before": rec.row_count, "rows_now": count,
         }
-        if schema_now != rec.schema_fingerprint:
-            mismatches.append(f"{rec.source} (schema)")
+        if difference == "column order" and rec.source in order_may_differ:
+            proof[str(rec.source)]["differs_in"] = "column order (announced by plan)"
+        elif difference is not None:
+            mismatches.append(f"{rec.source} ({difference})")
         elif data_now != rec.data_fingerprint:
             mismatches.append(f"{rec.source} (data)")
     return proof, mismatches

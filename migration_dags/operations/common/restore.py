@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from ...actions import Action
 from ...backup_tables import delete_missing_sql, restore_columns_sql
+from ...db.tool_writes import MARK_TOOL_WRITE
 from ...identifiers import TableName
 
 # SET LOCAL: the setting ends with the action's own transaction (actions are transactional).
-QUIET = "SET LOCAL session_replication_role = replica;\n"
+# The tool's sync triggers are ENABLE ALWAYS (they fire in replica mode, for backfill batches):
+# the tool-write mark makes them skip a restore, as replica mode alone did before.
+QUIET = f"SET LOCAL session_replication_role = replica;\n{MARK_TOOL_WRITE};\n"
 
 
 def restore_columns(
