@@ -30,8 +30,9 @@ Two forms; exactly one of `set` and `insert`.
     `{rows}` stands for this batch's rows of `table` (a subquery; give it an alias), so the select
     may join other tables without the batch's key predicate becoming ambiguous. Each batch runs
     INSERT INTO into (columns) <select> ON CONFLICT DO NOTHING: a re-run batch inserts nothing
-    twice. unbackfill deletes the rows of `into` its backup does not have (nothing when the
-    migration creates `into`: the schema rollback drops it). The validation step counts select
+    twice. unbackfill deletes the rows of `into` its backup does not have; when the migration
+    created `into` (no backup), every row of it, so that a later undo (a raw_sql down deleting the
+    rows they reference) runs against an empty table before the schema rollback drops it. The validation step counts select
     rows missing from `into`. An `into` that existed before grows: set validation.row_count: grows.
 
 User triggers do not fire on the batches (they run with session_replication_role = replica; the
@@ -194,8 +195,12 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
     def unbackfill(self, ctx: OpContext) -> list[Action]:
         if self.into is not None:
             backup = ctx.backups.get(self.into)
-            if backup is None:  # created by this migration: its rollback drops it
-                return []
+            if backup is None:  # created by this migration: every row in it came after it
+                return [Action(
+                    f"delete the rows of {self.into}, a table this migration created (undo of "
+                    "the insert backfill)",
+                    f"DELETE FROM {self.into.sql}",
+                    only_if=f"SELECT to_regclass({self.into.regclass_literal}) IS NOT NULL")]
             return [delete_rows_not_in_backup(self.into, backup, ctx.key_of(self.into),
                                               "undo of the insert backfill")]
         backup = ctx.backups.get(self.table)

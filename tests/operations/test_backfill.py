@@ -289,3 +289,28 @@ def test_malformed_backfill_is_a_spec_error(migrations_dir, operation, field):
     with pytest.raises(SpecError) as caught:
         engine_for("postgresql://unused", migrations_dir, migration("bad", f"- backfill: {operation}"))
     assert caught.value.field == f"operations[0].backfill.{field}"
+
+
+def test_undo_of_an_insert_into_a_created_table_deletes_its_rows(database_url, migrations_dir, conn):
+    """The raw_sql's down deletes orders the flags reference; it runs before create_table's
+    rollback drops the flags, so unbackfill must have emptied them (else: FK violation)."""
+    def after_up(conn):
+        assert _count(conn, "SELECT count(*) FROM order_flags") == 10
+
+    run_lifecycle(database_url, migrations_dir, migration("flags_new", '''
+        - create_table:
+            table: order_flags
+            columns:
+              - {name: order_id, type: bigint, primary_key: true, references: "orders(id)"}
+              - {name: flag, type: text}
+        - raw_sql:
+            table: orders
+            up: "INSERT INTO orders (id, status) SELECT g, 'new' FROM generate_series(1001, 1010) g ON CONFLICT DO NOTHING"
+            down: "DELETE FROM orders WHERE id > 1000"
+        - backfill:
+            table: orders
+            insert:
+              into: order_flags
+              columns: [order_id, flag]
+              select: "SELECT o.id, 'x' FROM {rows} AS o WHERE o.id > 1000"
+    ''', extra="validation: {row_count: grows}"), SHOP, after_up=after_up)
