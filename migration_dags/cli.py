@@ -14,9 +14,10 @@ The global options may come before or after the command; given in both places, t
 `up` and `down` go through the Dagster instance at DAGSTER_HOME, so they appear in the UI's run
 history; `plan`, `status` and `list` read the database directly and do not import Dagster.
 
-Exit codes: 0 success; a MigrationError's own code (2 malformed file, unknown migration or
-unreadable database URL, 3 validation failed and rolled back, 4 rollback failed, 5 database
-unreachable, 6 another run holds the lock, 7 lock timeout); 2 a command line click cannot parse;
+Exit codes: 0 success; a MigrationError's own code (2 malformed file, unknown migration,
+unreadable database URL or a file changed since it was applied, 3 validation failed and rolled
+back, 4 rollback failed, 5 database unreachable, 6 another run holds the lock, 7 lock timeout,
+8 a backfill batch failed on the data); 2 a command line click cannot parse;
 130 interrupted; 1 anything else. Errors are one line on stderr; --debug adds the traceback.
 
 A command is one function under `@command(name, help, *params)`: it gets the merged
@@ -121,10 +122,16 @@ def cmd_schema(options: GlobalOptions) -> int:
     return 0
 
 
-@command("up", "run every step not applied yet, each as a Dagster run", migration_name())
-def cmd_up(options: GlobalOptions, name: str) -> int:
+ALLOW_CHANGED = click.option(
+    "--allow-changed", is_flag=True,
+    help="go on although the migration file changed since it was applied (the runs record it)")
+
+
+@command("up", "run every step not applied yet, each as a Dagster run", migration_name(),
+         ALLOW_CHANGED)
+def cmd_up(options: GlobalOptions, name: str, allow_changed: bool) -> int:
     launch = _launch_module(options)
-    result = launch.run_up(name, **_launch_options(options))
+    result = launch.run_up(name, allow_changed=allow_changed, **_launch_options(options))
     if result.exit_code:
         _error(result.message)
         return result.exit_code
@@ -135,10 +142,10 @@ def cmd_up(options: GlobalOptions, name: str) -> int:
 
 
 @command("down", "roll back: the down steps in reverse, ending with the backup proof",
-         migration_name())
-def cmd_down(options: GlobalOptions, name: str) -> int:
+         migration_name(), ALLOW_CHANGED)
+def cmd_down(options: GlobalOptions, name: str, allow_changed: bool) -> int:
     launch = _launch_module(options)
-    result = launch.run_down(name, **_launch_options(options))
+    result = launch.run_down(name, allow_changed=allow_changed, **_launch_options(options))
     if result.run_id:
         _progress(f"{name}: rolled back; the tables equal their pre-migration backup "
                   f"(run {result.run_id})")
@@ -146,9 +153,10 @@ def cmd_down(options: GlobalOptions, name: str) -> int:
 
 
 @command("restore", "after a rollback whose proof failed (exit 4): put the backed-up rows back "
-         "exactly, discarding writes made to those tables since the backup", migration_name())
-def cmd_restore(options: GlobalOptions, name: str) -> int:
-    report = _engine(options, name).restore()
+         "exactly, discarding writes made to those tables since the backup", migration_name(),
+         ALLOW_CHANGED)
+def cmd_restore(options: GlobalOptions, name: str, allow_changed: bool) -> int:
+    report = _engine(options, name, allow_changed).restore()
     _progress(f"{name}: restored {report.rows} rows from the backup; the tables equal their "
               "pre-migration backup, which is now dropped")
     return 0
@@ -172,6 +180,8 @@ def cmd_status(options: GlobalOptions, name: str, as_json: bool) -> int:
             line += (f"; partitions {backfill.partitions_done}/{backfill.partitions_total},"
                      f" {backfill.rows_done} rows")
         print(line)
+    if status.file_changed:
+        print(f"  file changed since applied: {status.file_changed}")
     return 0
 
 
@@ -195,9 +205,10 @@ def _migration(options: GlobalOptions, name: str) -> Migration:
     return _migration_set(options).get(name)
 
 
-def _engine(options: GlobalOptions, name: str) -> MigrationEngine:
+def _engine(options: GlobalOptions, name: str, allow_changed: bool = False) -> MigrationEngine:
     migration = _migration(options, name)
-    return MigrationEngine(migration, database_url_for(migration, options.database_url))
+    return MigrationEngine(migration, database_url_for(migration, options.database_url),
+                           allow_changed=allow_changed)
 
 
 def _launch_module(options: GlobalOptions):

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 import psycopg
 
-from . import state
+from . import drift, state
 from .db import LockSettings, connect, migration_lock
 from .errors import RefusedError
 from .operations.base import BackfillTask, OpContext
@@ -40,8 +40,11 @@ class MigrationEngine:
         run_id: str | None = None,
         log: Log = lambda _msg: None,
         extra_checks: ExtraChecks | None = None,
+        allow_changed: bool = False,
     ):
         self.migration = migration
+        # go on although the file changed since it was applied (drift.py); the report says how
+        self.allow_changed = allow_changed
         self.database_url = database_url
         self.run_id = run_id or uuid.uuid4().hex
         self.log = log
@@ -89,10 +92,14 @@ class MigrationEngine:
             if state.is_applied(conn, name, step):
                 return self._skip(step, "up", "already applied")
             self._require_earlier_steps(conn, step)
+            change = drift.check(conn, name, self.migration.file, "up", self.allow_changed)
             report = impl.up(StepRun(self, conn), partition)
+            if change is not None:
+                report.extra["file_changed"] = change
             if report.complete:
                 with conn.transaction():
                     state.mark_applied(conn, name, step, self.run_id, report.recorded)
+                    drift.record(conn, name, self.migration.file)
             return report
 
     def down(self, step: str) -> StepReport:
@@ -102,10 +109,18 @@ class MigrationEngine:
             if not impl.has_applied_work(run):
                 impl.forget_unrecorded(run)
                 return self._skip(step, "down", "not applied")
+            name = self.migration.name
+            change = drift.check(conn, name, self.migration.file, "down", self.allow_changed)
             report = impl.down(run)
+            if change is not None:
+                report.extra["file_changed"] = change
             with conn.transaction():
                 impl.forget(run)
-                state.mark_undone(conn, self.migration.name, step)
+                state.mark_undone(conn, name, step)
+                if not state.applied_steps(conn, name):
+                    state.forget_file(conn, name)
+                elif change is not None:
+                    drift.record(conn, name, self.migration.file)
             impl.after_down(run, report)
             return report
 
@@ -164,10 +179,11 @@ class MigrationEngine:
     def status(self) -> MigrationStatus:
         with self.connection("status") as conn:
             if not state.state_exists(conn):
-                applied, parts = {}, []
+                applied, parts, changed = {}, [], None
             else:
                 applied = state.applied_steps(conn, self.migration.name)
                 parts = state.ranges_status(conn, self.migration.name)
+                changed = drift.changed_since_applied(conn, self.migration.name, self.migration.file)
         steps = {
             s: StepState(True, applied[s]["run_id"], str(applied[s]["applied_at"]))
             if s in applied else StepState(False)
@@ -178,7 +194,7 @@ class MigrationEngine:
             partitions_done=sum(1 for _k, d, _n in parts if d),
             rows_done=sum(n for _k, _d, n in parts),
         )
-        return MigrationStatus(self.migration.name, steps, progress)
+        return MigrationStatus(self.migration.name, steps, progress, changed)
 
 
 __all__ = ["MigrationEngine", "ExtraChecks"]

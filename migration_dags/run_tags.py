@@ -59,3 +59,12 @@ def base_tags(migration: Migration, actor_name: str) -> dict[str, str]:
     if version:
         tags["code_version"] = version
     return tags
+
+
+# set on the runs of `up`/`down --allow-changed`: the steps go on although the migration file
+# changed since it was applied (drift.py); the audit shows the tag and each step's file_changed
+ALLOW_CHANGED_TAG = "allow_changed"
+
+
+def allows_changed(tags: dict[str, str]) -> bool:
+    return tags.get(ALLOW_CHANGED_TAG) == "true"

@@ -268,7 +268,7 @@ def test_help_returns_0_and_lists_the_commands_in_their_order(capsys):
     assert code == 0
     rows = out.split("Commands:\n")[1].splitlines()
     commands = [row.split()[0] for row in rows if row.startswith("  ") and not row.startswith("   ")]
-    assert commands == ["list", "plan", "up", "down", "restore", "status", "audit"]
+    assert commands == ["list", "plan", "schema", "up", "down", "restore", "status", "audit"]
 
 
 def test_ctrl_c_exits_130_with_one_line(capsys, folder, items_url, monkeypatch):

@@ -190,7 +190,7 @@ class _RunEvents:
                 "sql": _sql_text(metadata.get("sql")),
                 "partitions": 1 if partition else 0,
             }
-            for extra in ("skipped", "passed", "error", "proof"):
+            for extra in ("skipped", "passed", "error", "proof", "file_changed"):
                 if extra in metadata:
                     by_key[ms][extra] = metadata[extra]
         return list(by_key.values())

@@ -43,7 +43,7 @@ from .jobs import DOWN_ORDER, rollback_job_name
 from .resources import MigrationDatabase
 from .rollback_policy import RollbackRequest, check_evaluations_for_run, rollbacks_for
 from ..run_tags import actor as resolve_actor
-from ..run_tags import base_tags
+from ..run_tags import ALLOW_CHANGED_TAG, base_tags
 from ..target_database import database_url_for
 
 Progress = Callable[[str], None]
@@ -109,13 +109,16 @@ class Launcher:
     def __init__(
         self, migration: Migration, instance: dg.DagsterInstance, database_url: str,
         actor: str | None = None, progress: Progress = lambda _line: None, verbose: bool = False,
+        allow_changed: bool = False,
     ):
         self.migration = migration
         self.name = migration.name
         self.instance = instance
         self.progress = progress
         self.tags = base_tags(migration, resolve_actor(actor))
-        self.engine = MigrationEngine(migration, database_url)
+        if allow_changed:
+            self.tags[ALLOW_CHANGED_TAG] = "true"
+        self.engine = MigrationEngine(migration, database_url, allow_changed=allow_changed)
         self.defs = definitions_for([migration], MigrationDatabase(database_url=database_url))
         level = "INFO" if verbose else "CRITICAL"
         self.run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
@@ -230,12 +233,14 @@ def quiet_console(verbose: bool) -> None:
 def launcher(
     name: str, *, migrations_dir: str | os.PathLike | None = None, database_url: str | None = None,
     actor: str | None = None, progress: Progress = lambda _line: None, verbose: bool = False,
+    allow_changed: bool = False,
 ) -> Iterator[Launcher]:
     migration = MigrationSet.load(settings.migrations_dir(migrations_dir)).get(name)
     url = database_url_for(migration, database_url)
     settings.dagster_home()
     with dg.DagsterInstance.get() as instance:
-        yield Launcher(migration, instance, url, actor=actor, progress=progress, verbose=verbose)
+        yield Launcher(migration, instance, url, actor=actor, progress=progress, verbose=verbose,
+                       allow_changed=allow_changed)
 
 
 def run_up(name: str, **options: Any) -> UpResult:

@@ -47,6 +47,8 @@ def step_metadata(reports: StepReport | list[StepReport], wall_s: float) -> dict
         metadata["partitions_planned"] = len(extra["partitions"])
     if "proof" in extra:
         metadata["proof"] = dg.MetadataValue.json(extra["proof"])
+    if "file_changed" in extra:  # --allow-changed: how the file differs from the one applied
+        metadata["file_changed"] = extra["file_changed"]
     return metadata
 
 

@@ -6,6 +6,7 @@ and `migration_dags_backup` (backups), lives in this package; callers import fro
     backups.py        the record of each table's backup (the copies themselves: backup.py)
     ranges.py         the backfill's key-range partitions, their saved positions and rows done
     saved_columns.py  definitions of columns drop_column drops, for its exact undo
+    files.py          the checksum and text of the file each migration was applied from
 """
 
 from .backups import BackupRecord, backup_row_count, backups, forget_backups, record_backup
@@ -21,6 +22,7 @@ from .ranges import (
     rows_done_in_other_ranges,
     save_range_position,
 )
+from .files import forget_file, record_file, recorded_file
 from .saved_columns import SavedColumn, read_saved_columns
 from .schema import (
     BACKUP_SCHEMA,
@@ -37,5 +39,5 @@ __all__ = [
     "ensure_state_tables", "forget_backups", "forget_ranges", "is_applied", "mark_applied",
     "mark_undone", "ranges_status", "range_keys", "read_range", "read_saved_columns",
     "record_backup", "record_range", "reset_ranges", "rows_done_in_other_ranges",
-    "save_range_position", "state_exists",
+    "save_range_position", "state_exists", "forget_file", "record_file", "recorded_file",
 ]

@@ -11,6 +11,8 @@ State tables, in `migration_dags`:
     backfill_ranges     one row per key-range partition: bounds, position reached, rows done
     saved_columns       definitions of the columns drop_column drops (created by its start, the
                         only operation that needs it)
+    migration_files     checksum and text of the file each migration was applied from (files.py;
+                        created on first use), for drift.py
 
 Re-running an applied step is a no-op; `down` undoes only what is recorded here.
 """
@@ -26,7 +28,8 @@ APPLIED_STEPS = f"{STATE_SCHEMA}.applied_steps"
 BACKUPS = f"{STATE_SCHEMA}.backups"
 BACKFILL_RANGES = f"{STATE_SCHEMA}.backfill_ranges"
 SAVED_COLUMNS = f"{STATE_SCHEMA}.saved_columns"
-STATE_TABLES = ("applied_steps", "backups", "backfill_ranges", "saved_columns")
+MIGRATION_FILES = f"{STATE_SCHEMA}.migration_files"
+STATE_TABLES = ("applied_steps", "backups", "backfill_ranges", "saved_columns", "migration_files")
 
 STATE_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};

@@ -7,12 +7,20 @@ schema_change.
 
 from __future__ import annotations
 
+import psycopg
+
 from .. import batches, state
 from ..actions import Action, ActionResult
 from ..errors import RefusedError
 from ..reports import StepReport
 from .base import Planning, Step, StepRun
+from .backfill_failure import batch_failure
 from .verbs import backfill_tasks, down_actions
+
+# errors a batch's data causes (an expression, a cast, a constraint, a user trigger raising);
+# connection loss and lock timeouts are not among them
+DATA_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError,
+               psycopg.errors.ProgrammingError, psycopg.errors.InternalError)
 
 
 class BackfillStep(Step):
@@ -33,13 +41,21 @@ class BackfillStep(Step):
             raise RefusedError(f"{run.name}: backfill partition {partition!r} is not planned")
         todo = [k for k, done, _n in status if not done and partition in (None, k)]
         results = []
+        rows_before = {k: n for k, _d, n in status}
         for key in todo:
-            result = batches.run_partition(
-                run.conn, run.name, key, tasks, settings.batch_size,
-                run.engine.lock_settings.lock_timeout_ms,
-                throttle=batches.throttle_for(settings, run.engine.database_url),
-                on_batch=batches.progress_logger(run.log),
-            )
+            try:
+                result = batches.run_partition(
+                    run.conn, run.name, key, tasks, settings.batch_size,
+                    run.engine.lock_settings.lock_timeout_ms,
+                    throttle=batches.throttle_for(settings, run.engine.database_url),
+                    on_batch=batches.progress_logger(run.log),
+                )
+            except DATA_ERRORS as exc:  # a batch failed on the data: say where, and how to go on
+                rows_now = {k: n for k, _d, n in state.ranges_status(run.conn, run.name)}
+                committed = sum(r.rows for r in results) + rows_now.get(key, 0) - rows_before.get(key, 0)
+                task = tasks[state.read_range(run.conn, run.name, key).task_index]
+                raise batch_failure(run.conn, run.name, key, task, exc, committed,
+                                    run.engine.lock_settings.lock_timeout_ms) from exc
             results.append(result)
             report.results.append(ActionResult(
                 Action(f"backfill partition {key}", result.sample_sql or "-- nothing to do"),
