@@ -156,9 +156,10 @@ def cmd_down(options: GlobalOptions, name: str, allow_changed: bool) -> int:
          "exactly, discarding writes made to those tables since the backup", migration_name(),
          ALLOW_CHANGED)
 def cmd_restore(options: GlobalOptions, name: str, allow_changed: bool) -> int:
-    report = _engine(options, name, allow_changed).restore()
-    _progress(f"{name}: restored {report.rows} rows from the backup; the tables equal their "
-              "pre-migration backup, which is now dropped")
+    launch = _launch_module(options)
+    run = launch.run_restore(name, allow_changed=allow_changed, **_launch_options(options))
+    _progress(f"{name}: restored {run.metadata.get('rows_affected', 0)} rows from the backup; the "
+              f"tables equal their pre-migration backup, which is now dropped (run {run.run_id[:8]})")
     return 0
 
 

@@ -19,6 +19,7 @@ from .db import LockSettings, connect, migration_lock
 from .errors import RefusedError
 from .operations.base import BackfillTask, OpContext
 from .operations.common.user_triggers import plan_notes as user_trigger_notes
+from .run_tags import target_text
 from .reports import BackfillProgress, CheckOutcome, MigrationStatus, StepReport, StepState
 from .spec import Migration
 from .steps import STEP_TYPES, STEPS, Planning, StepRun, context
@@ -94,6 +95,7 @@ class MigrationEngine:
             self._require_earlier_steps(conn, step)
             change = drift.check(conn, name, self.migration.file, "up", self.allow_changed)
             report = impl.up(StepRun(self, conn), partition)
+            report.extra.update(self._recorded_with_run())
             if change is not None:
                 report.extra["file_changed"] = change
             if report.complete:
@@ -112,6 +114,7 @@ class MigrationEngine:
             name = self.migration.name
             change = drift.check(conn, name, self.migration.file, "down", self.allow_changed)
             report = impl.down(run)
+            report.extra.update(self._recorded_with_run())
             if change is not None:
                 report.extra["file_changed"] = change
             with conn.transaction():
@@ -124,13 +127,20 @@ class MigrationEngine:
             impl.after_down(run, report)
             return report
 
-    def restore(self) -> StepReport:
+    def restore(self, **options) -> StepReport:
         """Put the backed-up rows back exactly (steps/backup.py), then the backup step's down:
-        the proof, and the backups dropped."""
+        the proof, and the backups dropped. `options` go to steps/backup.py's restore as given."""
         with self.locked("restore") as conn:
-            report = restore_backup(StepRun(self, conn))
+            drift.check(conn, self.migration.name, self.migration.file, "restore", self.allow_changed)
+            report = restore_backup(StepRun(self, conn), **options)
+            report.extra.update(self._recorded_with_run())
         report.extra.update(self.down("backup").extra)
         return report
+
+    def _recorded_with_run(self) -> dict[str, str]:
+        """What every run records: the target database (never its password) and the file."""
+        return {"target_database": target_text(self.database_url),
+                "file_checksum": drift.checksum(self.migration.file)}
 
     def _require_earlier_steps(self, conn: psycopg.Connection, step: str) -> None:
         index = STEPS.index(step)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import psycopg
+import psycopg.conninfo
 import pytest
 
 from migration_dags import cli
@@ -74,3 +75,32 @@ def test_a_failing_backfill_names_its_key_range_and_resumes_after_the_file_is_fi
     code, _, err = run(capsys, *common, "down", "divides")  # the file now recorded is the fixed one
     assert code == 0, err
     assert snapshot(database_url) == before
+
+
+def test_audit_shows_restore_runs_the_target_database_and_file_checksums(capsys, database_url, migrations_dir):
+    seed_items(database_url)
+    before = snapshot(database_url)
+    path = write_migration(migrations_dir, FIXED)
+    common = ("--database-url", database_url, "--migrations-dir", str(migrations_dir))
+    assert run(capsys, *common, "up", "divides")[0] == 0
+    with psycopg.connect(database_url, autocommit=True) as conn:  # a client write after the backup
+        conn.execute("UPDATE items SET name = name || '!' WHERE id <= 3")
+    code, _, err = run(capsys, *common, "down", "divides")
+    assert code == 4, err
+    code, _, err = run(capsys, *common, "restore", "divides")
+    assert code == 0, err
+    assert "restored 3 rows" in err
+    assert snapshot(database_url) == before
+
+    code, out, _ = run(capsys, *common, "audit", "divides", "--json")
+    entries = json.loads(out)
+    restore = [e for e in entries if e["step"] == "restore"]
+    assert len(restore) == 1 and restore[0]["status"] == "SUCCESS"
+    assert restore[0]["direction"] == "restore" and restore[0]["steps"][0]["rows_affected"] == 3
+    dbname = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    import hashlib
+    checksum = hashlib.sha256(path.read_bytes()).hexdigest()
+    for entry in entries:
+        assert entry["target_database"] == f"127.0.0.1:5432/{dbname}", entry
+        assert entry["file_checksum"] == checksum
+        assert "password" not in json.dumps(entry)
