@@ -175,3 +175,42 @@ def test_without_drops_the_views_still_refuse_the_type_change(database_url, migr
     """))
     raised = assert_unchanged_by(database_url, lambda: engine.up("backup"), SchemaValidationError)
     assert "public.cheap" in str(raised) and "public.totals" in str(raised)
+
+
+def test_a_column_under_two_views_and_a_materialized_view_is_renamed(database_url, migrations_dir):
+    """Views read columns by position, so PostgreSQL carries them over a rename (their
+    definitions then print the new name) and back; grants and comments stay."""
+    def after_up(conn):
+        assert "price" in conn.execute("SELECT pg_get_viewdef('cheap'::regclass)").fetchone()[0]
+
+    run_lifecycle(database_url, migrations_dir, migration("rename_amount", """
+        - rename_column: {table: prices, from: amount, to: price}
+    """), VIEWS, after_up=after_up)
+
+
+def test_a_column_under_views_declared_dropped_is_dropped(database_url, migrations_dir):
+    """drop_column under views: a raw_sql drops them (drops: [...]) and a raw_sql at cutover
+    re-creates them without the column; down puts the column and the views back."""
+    import json
+
+    without = ("CREATE OR REPLACE VIEW cheap AS SELECT id FROM prices; "
+               "CREATE OR REPLACE VIEW labelled AS SELECT id, label FROM prices; "
+               "CREATE MATERIALIZED VIEW IF NOT EXISTS totals AS SELECT count(*) AS n FROM prices")
+
+    def after_up(conn):
+        assert conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'prices'::regclass "
+                            "AND attname = 'amount' AND NOT attisdropped").fetchone()[0] == 0
+
+    run_lifecycle(database_url, migrations_dir, migration("drop_amount", f"""
+        - raw_sql:
+            table: prices
+            up: "{DROP}"
+            down: {json.dumps(RECREATE)}
+            drops: [cheap, labelled, totals]
+        - drop_column: {{table: prices, column: amount}}
+        - raw_sql:
+            table: prices
+            step: complete
+            up: "{without}"
+            down: "{DROP}"
+    """), VIEWS, after_up=after_up)
