@@ -30,3 +30,14 @@ def test_schema_prints_the_shipped_json_schema(capsys):
     assert printed == migration_json_schema()
     shipped = json.loads((REPO / "migration_dags" / "spec" / "migration.schema.json").read_text())
     assert printed == shipped
+
+
+def test_plan_says_before_up_that_a_down_cannot_keep_the_column_order(capsys, tmp_path):
+    (tmp_path / "retype.yaml").write_text(
+        "name: retype\noperations:\n"
+        "  - alter_column: {table: t, column: c, type: bigint, up: c::bigint, down: c::int}\n")
+    assert cli.main(["--migrations-dir", str(tmp_path), "plan", "retype", "--offline"]) == 0
+    out = capsys.readouterr().out
+    notes = out.split("-- ===== notes =====\n")[1].split("-- ===== backup")[0]
+    assert "public.t.c: cutover swaps in a new column, which becomes the last column" in notes
+    assert "the proof reports that difference" in notes
