@@ -29,6 +29,7 @@ from ..identifiers import TableName, quote, short_name
 from ..schema_model import ColumnModel, SchemaModel
 from ..spec.problems import problem
 from ..spec.types import Flag, Identifier, OptionalSql, SpecModel, SqlType, TableRef
+from .common.user_triggers import UserTriggers
 from .base import (
     RANGE_PLACEHOLDER,
     BackfillTask,
@@ -59,6 +60,9 @@ class AddColumnSpec(SpecModel):
     column: NewColumn
     up: OptionalSql | None = None
     """Its value for existing rows and live writes, as SQL over the row's columns."""
+    user_triggers: UserTriggers = "skip"
+    """Whether the table's user triggers fire on the batches filling it from `up`: skip (the
+    default: batches run with session_replication_role = replica) or fire."""
 
     @model_validator(mode="after")
     def _not_null_is_filled(self) -> "AddColumnSpec":
@@ -78,6 +82,7 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
         self.default: str | None = spec.column.default
         self.nullable: bool = spec.column.nullable
         self.up: str | None = spec.up
+        self.user_triggers: str = spec.user_triggers
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -150,7 +155,7 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
             self.table,
             f"UPDATE {self.table.sql} SET {self._col} = ({self.up}) "
             f"WHERE {RANGE_PLACEHOLDER} AND {pending}",
-            own_trigger=self._trigger,
+            own_trigger=self._trigger, user_triggers=self.user_triggers,
         )
 
     def complete(self, ctx: OpContext) -> list[Action]:

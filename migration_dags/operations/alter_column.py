@@ -60,7 +60,7 @@ from ..state.saved_columns import (
 )
 from .common.restore import QUIET
 from .common.triggers import drop_row_trigger, function_sql
-from .common.user_triggers import enable_always
+from .common.user_triggers import UserTriggers, enable_always
 
 
 class AlterColumnSpec(SpecModel):
@@ -76,6 +76,9 @@ class AlterColumnSpec(SpecModel):
     """New value -> old, as SQL where the column's name stands for the new value: price::text."""
     default: OptionalSql | None = None
     """The default in the new type (SQL); needed when the column has one."""
+    user_triggers: UserTriggers = "skip"
+    """Whether the table's user triggers fire on the batches filling the new column: skip (the
+    default: batches run with session_replication_role = replica) or fire."""
 
 
 class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
@@ -86,6 +89,7 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
         self.up: str = spec.up
         self.down: str = spec.down
         self.default: str | None = spec.default
+        self.user_triggers: str = spec.user_triggers
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -274,7 +278,7 @@ $migration_dags$"""
             self.table,
             f"UPDATE {self.table.sql} SET {quote(self.shadow)} = ({self.up}) "
             f"WHERE {RANGE_PLACEHOLDER} AND {self._pending()}",
-            own_trigger=self._sync_trigger,
+            own_trigger=self._sync_trigger, user_triggers=self.user_triggers,
         )
 
     def checks(self, ctx: OpContext) -> list[ParityCheck]:

@@ -44,7 +44,7 @@ unbackfill does not restore, and the backup step's down reports it. `plan` lists
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
@@ -60,7 +60,7 @@ from ..spec.problems import describe, problem
 from ..spec.types import Identifier, Names, OptionalSql, SpecModel, Sql, TableRef
 from .base import RANGE_PLACEHOLDER, BackfillTask, OpContext, Operation, ParityCheck
 from .common.restore import delete_rows_not_in_backup, restore_columns
-from .common.user_triggers import foreign_key_checks
+from .common.user_triggers import UserTriggers, foreign_key_checks
 
 ROWS = "{rows}"
 
@@ -103,7 +103,7 @@ class BackfillSpec(SpecModel):
     where: OptionalSql | None = None
     """Only rows matching this SQL condition (with set)."""
     insert: InsertSpec | None = None
-    user_triggers: Literal["skip", "fire"] = "skip"
+    user_triggers: UserTriggers = "skip"
     """Whether the table's user triggers fire on the batches: skip (the default: batches run with
     session_replication_role = replica) or fire."""
 

@@ -314,3 +314,18 @@ def test_undo_of_an_insert_into_a_created_table_deletes_its_rows(database_url, m
               columns: [order_id, flag]
               select: "SELECT o.id, 'x' FROM {rows} AS o WHERE o.id > 1000"
     ''', extra="validation: {row_count: grows}"), SHOP, after_up=after_up)
+
+
+def test_add_column_and_alter_column_take_user_triggers_fire_too(database_url, migrations_dir, conn):
+    run_sql(database_url, SHOP + TOUCH)
+    engine = engine_for(database_url, migrations_dir, migration("touch_fill", """
+        - add_column: {table: orders, column: {name: twice, type: numeric}, up: "total * 2",
+                       user_triggers: fire}
+        - alter_column: {table: events, column: kind, type: varchar(20), up: "kind::varchar(20)",
+                         down: "kind::text"}
+    """))
+    for step in ("backup", "schema_change", "backfill"):
+        engine.up(step)
+    # the trigger fired on every row the batches changed (30 have no total: nothing to fill)
+    assert _count(conn, "SELECT count(*) FROM orders WHERE updated_at <> '2024-01-01'") == 270
+    assert _count(conn, "SELECT count(*) FROM events WHERE updated_at <> '2024-01-01'") == 0

@@ -20,6 +20,7 @@ trigger that must run). Setting the role needs superuser or, on PostgreSQL 15+,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import psycopg
 
@@ -27,6 +28,10 @@ from ...errors import SchemaValidationError
 from ...identifiers import TableName, quote
 from ...state import STATE_SCHEMA
 from ..base import BackfillTask, ParityCheck
+
+
+# the `user_triggers` field of the operations that backfill (backfill, add_column, alter_column)
+UserTriggers = Literal["skip", "fire"]
 
 
 @dataclass(frozen=True)
