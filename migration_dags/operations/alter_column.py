@@ -127,7 +127,8 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
                 self.where,
                 f"column {self.column!r} of {self.table} is used by view(s) "
                 f"{', '.join(sorted(views))}; its type cannot change under them: drop the views "
-                "first (raw_sql) and re-create them after the cutover",
+                f"first, in this migration, with a raw_sql that says so (drops: "
+                f"[{', '.join(sorted(views))}]), and re-create them with a raw_sql at step: complete",
             )
         if not table.primary_key:
             raise NoPrimaryKeyError(self.where, str(self.table))

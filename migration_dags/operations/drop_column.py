@@ -62,7 +62,8 @@ class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
             raise SchemaValidationError(
                 self.where,
                 f"column {self.column!r} of {self.table} is used by view(s) {', '.join(sorted(views))}; "
-                "drop or change them first (raw_sql), then drop the column",
+                f"drop them first, in this migration, with a raw_sql that says so (drops: "
+                f"[{', '.join(sorted(views))}]); re-create them without the column at step: complete",
             )
         if not table.primary_key:
             raise NoPrimaryKeyError(self.where, str(self.table))
