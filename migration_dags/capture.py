@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 import psycopg
 
 from .db import MARK_TOOL_WRITE
-from .fingerprint import column_names, data_fingerprint, schema_fingerprint, table_exists
+from .fingerprint import (
+    column_names, compare_schema, data_fingerprint, schema_fingerprint, table_exists,
+)
 from .identifiers import literal, quote
 from .state import BackupRecord
 from .state.capture import capture_table, exists, key_match, net_writes_sql, untouched
@@ -51,30 +53,41 @@ class Proof:
     problem: str | None = None  # what the tool lost or altered; None when the table is right
 
 
-def prove(conn: psycopg.Connection, rec: BackupRecord) -> Proof:
-    """The table against its backup; application writes are never a difference."""
+def prove(conn: psycopg.Connection, rec: BackupRecord, order_may_differ: bool = False) -> Proof:
+    """The table against its backup; application writes are never a difference. With
+    `order_may_differ` (plan announced it), a schema that differs only in its column order is
+    reported (differs_in) but is not a problem."""
     if not table_exists(conn, rec.source):
         return Proof({"exists": False}, "missing")
     if not captures(conn, rec):  # no key: only the exact comparison is possible
-        schema_now = schema_fingerprint(conn, rec.source)
+        difference, noted = _schema_difference(conn, rec, order_may_differ)
         count, data_now = data_fingerprint(conn, rec.source)
-        figures = {"schema_equal": schema_now == rec.schema_fingerprint,
+        figures = {"schema_equal": difference is None and not noted,
                    "data_equal": data_now == rec.data_fingerprint,
-                   "rows_before": rec.row_count, "rows_now": count}
-        problem = ("schema" if schema_now != rec.schema_fingerprint
-                   else "data" if data_now != rec.data_fingerprint else None)
+                   "rows_before": rec.row_count, "rows_now": count, **noted}
+        problem = difference or ("data" if data_now != rec.data_fingerprint else None)
         return Proof(figures, problem)
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        return _prove_captured(conn, rec)
+        return _prove_captured(conn, rec, order_may_differ)
 
 
-def _prove_captured(conn: psycopg.Connection, rec: BackupRecord) -> Proof:
+def _schema_difference(conn: psycopg.Connection, rec: BackupRecord,
+                       order_may_differ: bool) -> tuple[str | None, dict]:
+    """("schema" | "column order" | None, what to add to the figures)."""
+    difference = compare_schema(rec.schema_fingerprint, schema_fingerprint(conn, rec.source))
+    if difference == "column order" and order_may_differ:
+        return None, {"differs_in": "column order (announced by plan)"}
+    return difference, {}
+
+
+def _prove_captured(conn: psycopg.Connection, rec: BackupRecord,
+                    order_may_differ: bool = False) -> Proof:
     src, bak, keys = rec.source, rec.backup, rec.key_columns
     cap = capture_table(bak)
-    schema_now = schema_fingerprint(conn, src)
-    if schema_now != rec.schema_fingerprint:
-        return Proof({"schema_equal": False}, "schema")
+    difference, noted = _schema_difference(conn, rec, order_may_differ)
+    if difference is not None:
+        return Proof({"schema_equal": False}, difference)
     columns = column_names(conn, bak)
     kept = untouched(cap, keys, "t")
     _n, fp_now = data_fingerprint(conn, src, columns, where=kept)
@@ -86,7 +99,8 @@ def _prove_captured(conn: psycopg.Connection, rec: BackupRecord) -> Proof:
     altered = _keys(conn, altered_sql(rec, columns))
     now, expected, inserted, deleted = expected_row_count(conn, rec)
     figures = {
-        "schema_equal": True, "data_equal": None, "untouched_rows_equal": fp_now == fp_backup,
+        "schema_equal": not noted, **noted, "data_equal": None,
+        "untouched_rows_equal": fp_now == fp_backup,
         "rows_before": rec.row_count, "rows_now": now, "application_inserted": inserted,
         "application_deleted": deleted,
         "application_writes_lost": lost[0], "application_deletes_undone": back[0],

@@ -22,10 +22,11 @@ The global options may come before or after the command; given in both places, t
 `up` and `down` go through the Dagster instance at DAGSTER_HOME, so they appear in the UI's run
 history; `plan`, `status` and `list` read the database directly and do not import Dagster.
 
-Exit codes: 0 success; a MigrationError's own code (2 malformed file, unknown migration or
-unreadable database URL, 3 validation failed and rolled back, 4 rollback failed, 5 database
-unreachable or the connection lost mid-run (`up` resumes; --retry-on-disconnect N does it by
-itself), 6 another run holds the lock, 7 lock timeout); 9 verify or lint found problems;
+Exit codes: 0 success; a MigrationError's own code (2 malformed file, unknown migration,
+unreadable database URL or a file changed since it was applied, 3 validation failed and rolled
+back, 4 rollback failed, 5 database unreachable or the connection lost mid-run (`up` resumes;
+--retry-on-disconnect N does it by itself), 6 another run holds the lock, 7 lock timeout,
+8 a backfill batch failed on the data); 9 verify or lint found problems;
 2 a command line click cannot parse;
 130 interrupted; 1 anything else. Errors are one line on stderr; --debug adds the traceback.
 
@@ -133,6 +134,10 @@ def cmd_plan(options: GlobalOptions, name: str, offline: bool) -> int:
         plan = MigrationEngine(_migration(options, name), database_url="").plan(offline=True)
     else:
         plan = _engine(options, name).plan()
+    if plan.get("notes"):
+        print("-- ===== notes =====")
+        print("\n".join(plan["notes"]))
+        print()
     if options.json:
         output.print_json({step: plan.get(step) or [] for step in STEPS})
         return 0
@@ -180,11 +185,18 @@ def _reconnecting(run, retries: int):
 RETRY_WAIT_S = 1.0
 
 
+ALLOW_CHANGED = click.option(
+    "--allow-changed", is_flag=True,
+    help="go on although the migration file changed since it was applied (the runs record it)")
+
+
 @command("up", "run every step not applied yet, each as a Dagster run", migration_name(),
-         retry_on_disconnect())
-def cmd_up(options: GlobalOptions, name: str, retries: int) -> int:
+         retry_on_disconnect(), ALLOW_CHANGED)
+def cmd_up(options: GlobalOptions, name: str, retries: int, allow_changed: bool) -> int:
     launch = _launch_module(options)
-    result = _reconnecting(lambda: launch.run_up(name, **_launch_options(options)), retries)
+    result = _reconnecting(
+        lambda: launch.run_up(name, allow_changed=allow_changed, **_launch_options(options)),
+        retries)
     if options.json:
         output.print_json({"migration": name, "outcome": result.outcome.value,
                            "message": result.message, "dagster_home": os.environ["DAGSTER_HOME"],
@@ -199,10 +211,12 @@ def cmd_up(options: GlobalOptions, name: str, retries: int) -> int:
 
 
 @command("down", "roll back: the down steps in reverse, ending with the backup proof",
-         migration_name(), retry_on_disconnect())
-def cmd_down(options: GlobalOptions, name: str, retries: int) -> int:
+         migration_name(), retry_on_disconnect(), ALLOW_CHANGED)
+def cmd_down(options: GlobalOptions, name: str, retries: int, allow_changed: bool) -> int:
     launch = _launch_module(options)
-    result = _reconnecting(lambda: launch.run_down(name, **_launch_options(options)), retries)
+    result = _reconnecting(
+        lambda: launch.run_down(name, allow_changed=allow_changed, **_launch_options(options)),
+        retries)
     if options.json:
         output.print_json({"migration": name, "run_id": result.run_id,
                            "steps": [vars(r) for r in result.steps]})
@@ -213,28 +227,33 @@ def cmd_down(options: GlobalOptions, name: str, retries: int) -> int:
 
 
 @command("restore", "after a rollback whose proof failed (exit 4): put back the rows the "
-         "migration changed that the application did not write", migration_name(),
+         "migration changed that the application did not write (a run in the run history)",
+         migration_name(), ALLOW_CHANGED,
          click.option("--discard-application-writes", is_flag=True,
                       help="put the backed-up rows back exactly, losing every write the "
-                           "application made to those tables since the backup"))
-def cmd_restore(options: GlobalOptions, name: str, discard_application_writes: bool) -> int:
+                           "application made to those tables since the backup (audited)"))
+def cmd_restore(options: GlobalOptions, name: str, allow_changed: bool,
+                discard_application_writes: bool) -> int:
     discard = discard_application_writes
-    report = _engine(options, name).restore(discard_application_writes=discard)
+    launch = _launch_module(options)
+    run = launch.run_restore(name, restore_options={"discard_application_writes": discard},
+                             allow_changed=allow_changed, **_launch_options(options))
+    rows = run.metadata.get("rows_affected", 0)
+    conflicts = run.metadata.get("conflicts") or {}
     if discard:
-        _progress(f"{name}: restored {report.rows} rows from the backup, DISCARDING every "
+        _progress(f"{name}: restored {rows} rows from the backup, DISCARDING every "
                   "application write since the backup (--discard-application-writes)")
     else:
-        _progress(f"{name}: restored {report.rows} rows the migration changed and the "
+        _progress(f"{name}: restored {rows} rows the migration changed and the "
                   "application did not write; every application write is kept")
-        for table, c in report.extra.get("conflicts", {}).items():
+        for table, c in conflicts.items():
             _progress(f"  conflict: {c['rows']} rows of {table} both the migration and the "
                       f"application changed, left as the application wrote them (keys "
                       f"{', '.join(c['keys'])})")
     if options.json:
-        output.print_json({"migration": name, "restored_rows": report.rows,
-                           "conflicts": report.extra.get("conflicts", {}),
-                           "discarded_application_writes": discard})
-    _progress(f"{name}: the rollback proof passed; the backup is dropped")
+        output.print_json({"migration": name, "run_id": run.run_id, "restored_rows": rows,
+                           "conflicts": conflicts, "discarded_application_writes": discard})
+    _progress(f"{name}: the rollback proof passed; the backup is dropped (run {run.run_id[:8]})")
     return 0
 
 
@@ -257,6 +276,8 @@ def cmd_status(options: GlobalOptions, name: str) -> int:
             line += (f"; partitions {backfill.partitions_done}/{backfill.partitions_total},"
                      f" {backfill.rows_done} rows")
         print(line)
+    if status.file_changed:
+        print(f"  file changed since applied: {status.file_changed}")
     return 0
 
 
@@ -391,9 +412,10 @@ def _migration(options: GlobalOptions, name: str) -> Migration:
     return _migration_set(options).get(name)
 
 
-def _engine(options: GlobalOptions, name: str) -> MigrationEngine:
+def _engine(options: GlobalOptions, name: str, allow_changed: bool = False) -> MigrationEngine:
     migration = _migration(options, name)
-    return MigrationEngine(migration, database_url_for(migration, options.database_url))
+    return MigrationEngine(migration, database_url_for(migration, options.database_url),
+                           allow_changed=allow_changed)
 
 
 def _launch_module(options: GlobalOptions):

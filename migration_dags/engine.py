@@ -20,11 +20,13 @@ from typing import Callable, Iterator
 
 import psycopg
 
-from . import state
+from . import drift, state
 from .db import LockSettings, command_lock, connect, is_connection_lost
 from .db.faults import checkpoint
 from .errors import ConnectionLostError, MigrationError, RefusedError
 from .operations.base import BackfillTask, OpContext
+from .operations.common.user_triggers import plan_notes as user_trigger_notes
+from .run_tags import target_text
 from .reports import BackfillProgress, CheckOutcome, MigrationStatus, StepReport, StepState
 from .spec import Migration
 from .steps import DOWN_ORDER, STEP_TYPES, STEPS, Planning, StepRun, context
@@ -47,8 +49,11 @@ class MigrationEngine:
         run_id: str | None = None,
         log: Log = lambda _msg: None,
         extra_checks: ExtraChecks | None = None,
+        allow_changed: bool = False,
     ):
         self.migration = migration
+        # go on although the file changed since it was applied (drift.py); the report says how
+        self.allow_changed = allow_changed
         self.database_url = database_url
         self.run_id = run_id or uuid.uuid4().hex
         self.log = log
@@ -123,6 +128,7 @@ class MigrationEngine:
             with conn.transaction():
                 state.mark_started(conn, name, step, self.run_id)
             checkpoint(f"{step} recorded started")
+            change = drift.check(conn, name, self.migration.file, "up", self.allow_changed)
             try:
                 report = impl.up(StepRun(self, conn, resuming=bool(started)), partition)
             except MigrationError as exc:
@@ -130,11 +136,15 @@ class MigrationEngine:
                     with conn.transaction():
                         state.forget_started(conn, name, step)
                 raise
+            report.extra.update(self._recorded_with_run())
+            if change is not None:
+                report.extra["file_changed"] = change
             checkpoint(f"{step} about to be recorded applied")
             if report.complete:
                 with conn.transaction():
                     state.mark_applied(conn, name, step, self.run_id, report.recorded)
                     state.forget_started(conn, name, step)
+                    drift.record(conn, name, self.migration.file)
                 checkpoint(f"{step} recorded applied")
             return report
 
@@ -150,14 +160,23 @@ class MigrationEngine:
             if not started and not impl.has_applied_work(run):
                 impl.forget_unrecorded(run)
                 return self._skip(step, "down", "not applied")
+            name = self.migration.name
+            change = drift.check(conn, name, self.migration.file, "down", self.allow_changed)
             report = impl.down(run)
+            report.extra.update(self._recorded_with_run())
+            if change is not None:
+                report.extra["file_changed"] = change
             if started:  # what a run that died inside the step left beyond its records
                 clear_leftovers(run, step, started)
             checkpoint(f"{step} about to be recorded undone")
             with conn.transaction():
                 impl.forget(run)
-                state.mark_undone(conn, self.migration.name, step)
-                state.forget_started(conn, self.migration.name, step)
+                state.mark_undone(conn, name, step)
+                state.forget_started(conn, name, step)
+                if not state.applied_steps(conn, name):
+                    state.forget_file(conn, name)
+                elif change is not None:
+                    drift.record(conn, name, self.migration.file)
             checkpoint(f"{step} recorded undone")
             impl.after_down(run, report)
             return report
@@ -185,9 +204,17 @@ class MigrationEngine:
                 # what is left is its copies, which its down drops
                 return self.down("backup")
             with self.locked("restore") as conn:
+                drift.check(conn, self.migration.name, self.migration.file, "restore",
+                            self.allow_changed)
                 report = restore_backup(StepRun(self, conn), discard_application_writes)
+                report.extra.update(self._recorded_with_run())
             report.extra.update(self.down("backup").extra)
             return report
+
+    def _recorded_with_run(self) -> dict[str, str]:
+        """What every run records: the target database (never its password) and the file."""
+        return {"target_database": target_text(self.database_url),
+                "file_checksum": drift.checksum(self.migration.file)}
 
     def _require_earlier_steps(self, conn: psycopg.Connection, step: str) -> None:
         index = STEPS.index(step)
@@ -204,9 +231,11 @@ class MigrationEngine:
 
     # -- reading ------------------------------------------------------------------------------------
     def plan(self, offline: bool = False) -> dict[str, list[str]]:
-        """The SQL each step would run; changes nothing. Offline, from the file alone: no
+        """The SQL each step would run, and under "notes" what plan must say before up (column
+        order a down cannot keep, user triggers on written tables); changes nothing. Offline, from the file alone: no
         database, placeholders where only the live catalog knows (keys, a table's columns), and
         no validation against the live schema."""
+        notes = [n for op in self.migration.operations if (n := op.column_order_note())]
         if offline:
             planning = Planning(self.migration, context.offline_op_context(self.migration), True)
         else:
@@ -218,7 +247,10 @@ class MigrationEngine:
                 if "schema_change" not in applied and "schema_change" not in started:
                     context.validate(conn, self.migration)
                 planning = Planning(self.migration, self.context(conn), False, applied)
+                notes += user_trigger_notes(conn, self.backfill_tasks(planning.op_context))
         out = {step: impl.plan(planning) for step, impl in STEP_TYPES.items()}
+        if notes:  # said before up: what the round trip will not keep, which triggers fire
+            out["notes"] = [f"-- note: {n}" for n in notes]
         for step, applied in planning.applied.items():
             if step in out:
                 out[step].insert(0, f"-- already applied by run {applied['run_id']}")
@@ -238,11 +270,12 @@ class MigrationEngine:
     def status(self) -> MigrationStatus:
         with self.connection("status") as conn:
             if not state.state_exists(conn):
-                applied, parts, started = {}, [], {}
+                applied, parts, started, changed = {}, [], {}, None
             else:
                 applied = state.applied_steps(conn, self.migration.name)
                 parts = state.ranges_status(conn, self.migration.name)
                 started = state.started_steps(conn, self.migration.name)
+                changed = drift.changed_since_applied(conn, self.migration.name, self.migration.file)
         steps = {
             s: StepState(True, applied[s]["run_id"], str(applied[s]["applied_at"]))
             if s in applied else StepState(False, started=s in started)
@@ -253,7 +286,7 @@ class MigrationEngine:
             partitions_done=sum(1 for _k, d, _n in parts if d),
             rows_done=sum(n for _k, _d, n in parts),
         )
-        return MigrationStatus(self.migration.name, steps, progress)
+        return MigrationStatus(self.migration.name, steps, progress, changed)
 
 
 __all__ = ["MigrationEngine", "ExtraChecks"]

@@ -232,3 +232,38 @@ class ValidationFailedError(MigrationError):
 
 class RollbackFailedError(MigrationError):
     exit_code = 4
+
+
+class BackfillFailedError(MigrationError):
+    """A backfill batch failed on the data (a `set` expression dividing by zero on some row, a
+    cast that does not fit, a constraint). That batch rolled back; the batches before it stay
+    committed and the partition's saved position is after them, so nothing is half-written.
+    The message names the migration, the partition, the batch's key range, the first failing key
+    where it could be found, and the database error; it says how to go on: fix the file and
+    `up --allow-changed` resumes from the saved position, or `down` undoes the committed batches."""
+
+    exit_code = 8
+
+    def __init__(self, migration: str, partition: str, task: str, key_range: str,
+                 first_key: str | None, db_error: str, committed_rows: int, position: str):
+        self.migration, self.partition, self.key_range = migration, partition, key_range
+        self.first_key, self.db_error, self.committed_rows = first_key, db_error, committed_rows
+        first = (f"first failing key {first_key}" if first_key
+                 else "the failing row could not be narrowed down")
+        super().__init__(
+            f"{migration}: step backfill, partition {partition} ({task}): a batch in key range "
+            f"{key_range} (the partition's unfinished part) failed: {db_error}; {first}. That "
+            f"batch rolled back; {committed_rows} "
+            f"rows other batches of this partition wrote in this run stay committed, and the "
+            f"partition resumes after key {position}. Fix the expression in the migration file and run "
+            f"`migration-dags up {migration} --allow-changed` to resume, or "
+            f"`migration-dags down {migration}` to undo what was committed"
+        )
+
+
+class MigrationFileChangedError(MigrationError):
+    """The migration file changed since it was applied; up/down stop before any change unless
+    --allow-changed is given. The message holds a summary of the differences."""
+
+    exit_code = 2
+    ran = False

@@ -3,8 +3,12 @@
 data:   row count plus an order-free sum of a 64-bit hash of each row, the row's columns taken in
         name order, so a column dropped and re-added (it comes back at the end) still compares
         equal when its values do. One parallel-capable scan (~600k rows/s on our machines).
-schema: md5 of the table's columns (by name: type, NOT NULL, default), constraints, indexes and
-        triggers, as the catalog prints them.
+schema: two md5s, "<by name>:<in order>". Both cover the table's columns (type, collation, NOT
+        NULL, default, comment, grants), constraints (and whether validated), indexes, triggers
+        (and whether enabled), the table's comment, options, grants and RLS flags: what pg_dump
+        prints for a table. The first lists the columns by name, the second in the table's column
+        order, so `compare_schema` can tell "the same table" from "the same columns in another
+        order" (which SELECT * and positional INSERT see) and never calls the latter equal.
 """
 
 from __future__ import annotations
@@ -38,29 +42,56 @@ def data_fingerprint(
     return int(count), f"{int(count)}:{total}"
 
 
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
 def schema_fingerprint(conn: psycopg.Connection, table: TableName) -> str:
-    return hashlib.md5(schema_description(conn, table).encode()).hexdigest()
+    """"<md5 with columns by name>:<md5 with columns in table order>"; see compare_schema."""
+    return f"{_md5(schema_description(conn, table, by_name=True))}:{_md5(schema_description(conn, table))}"
 
 
-def schema_description(conn: psycopg.Connection, table: TableName) -> str:
-    """A stable text form of the table's definition (also handy in a failure message's diff)."""
+def compare_schema(recorded: str, now: str) -> str | None:
+    """None when equal; "column order" when only the order of the columns differs; "schema"
+    otherwise. A fingerprint recorded before column order counted (one md5) compares whole."""
+    if recorded == now:
+        return None
+    if ":" in recorded and recorded.split(":")[0] == now.split(":")[0]:
+        return "column order"
+    return "schema"
+
+
+def schema_description(conn: psycopg.Connection, table: TableName, by_name: bool = False) -> str:
+    """A stable text form of the table's definition (also handy in a failure message's diff):
+    columns in the table's order, or by name with `by_name`."""
     reg = table.sql
     lines: list[str] = []
-    for name, typ, notnull, default in conn.execute(
-        """SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                  pg_get_expr(d.adbin, d.adrelid)
+    for name, typ, notnull, default, collation, comment, acl in conn.execute(
+        f"""SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                  pg_get_expr(d.adbin, d.adrelid),
+                  CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END,
+                  col_description(a.attrelid, a.attnum), a.attacl::text
            FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+           JOIN pg_type t ON t.oid = a.atttypid
            WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
-           ORDER BY a.attname""",
+           ORDER BY {'a.attname' if by_name else 'a.attnum'}""",
         (reg,),
     ):
-        lines.append(f"column {name} {typ}{' NOT NULL' if notnull else ''} DEFAULT {default}")
-    for name, definition in conn.execute(
-        """SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+        lines.append(f"column {name} {typ}{' NOT NULL' if notnull else ''} DEFAULT {default}"
+                     f" COLLATE {collation} COMMENT {comment!r} GRANTS {acl}")
+    for comment, options, acl, rls, force_rls in conn.execute(
+        """SELECT obj_description(oid, 'pg_class'), reloptions::text, relacl::text,
+                  relrowsecurity, relforcerowsecurity
+           FROM pg_class WHERE oid = to_regclass(%s)""",
+        (reg,),
+    ):
+        lines.append(f"table COMMENT {comment!r} OPTIONS {options} GRANTS {acl} RLS {rls} {force_rls}")
+    for name, definition, validated in conn.execute(
+        """SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
            WHERE conrelid = to_regclass(%s) ORDER BY conname""",
         (reg,),
     ):
-        lines.append(f"constraint {name} {definition}")
+        lines.append(f"constraint {name} {definition}{'' if validated else ' NOT VALIDATED'}")
     for name, definition, valid in conn.execute(
         """SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i
            JOIN pg_class c ON c.oid = i.indexrelid
@@ -68,14 +99,14 @@ def schema_description(conn: psycopg.Connection, table: TableName) -> str:
         (reg,),
     ):
         lines.append(f"index {name} {definition}{'' if valid else ' INVALID'}")
-    for name, definition in conn.execute(
-        """SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
+    for name, definition, enabled in conn.execute(
+        """SELECT tgname, pg_get_triggerdef(oid), tgenabled FROM pg_trigger
            WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal
              AND tgname NOT LIKE 'mdg\\_capture\\_\\_%%'  -- the tool's record of application writes
            ORDER BY tgname""",
         (reg,),
     ):
-        lines.append(f"trigger {name} {definition}")
+        lines.append(f"trigger {name} {definition} ENABLED {enabled}")
     return "\n".join(lines)
 
 

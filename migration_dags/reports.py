@@ -116,6 +116,8 @@ class MigrationStatus:
     migration: str
     steps: dict[str, StepState]
     backfill: BackfillProgress
+    # how the file differs from the one the migration was applied from (drift.py); None: it does not
+    file_changed: str | None = None
 
     def applied_steps(self) -> set[str]:
         return {name for name, s in self.steps.items() if s.applied}
@@ -129,4 +131,5 @@ class MigrationStatus:
             "migration": self.migration,
             "steps": {name: s.as_dict() for name, s in self.steps.items()},
             "backfill": asdict(self.backfill),
+            "file_changed": self.file_changed,
         }

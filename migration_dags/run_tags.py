@@ -52,10 +52,45 @@ def code_version(file: Path) -> str | None:
     return f"{commit}-dirty" if changed else commit
 
 
-def base_tags(migration: Migration, actor_name: str) -> dict[str, str]:
-    """The tags shared by every run of one CLI command; add `step` and `direction` per run."""
-    tags = {"migration": migration.name, "actor": actor_name, "source": "cli"}
+def base_tags(migration: Migration, actor_name: str, database_url: str | None = None) -> dict[str, str]:
+    """The tags shared by every run of one CLI command; add `step` and `direction` per run.
+    With `database_url`, the target database (target_host, target_port, target_database; never
+    the password or user); always the migration file's sha256 (file_checksum)."""
+    from .drift import checksum
+
+    tags = {"migration": migration.name, "actor": actor_name, "source": "cli",
+            "file_checksum": checksum(migration.file)}
     version = code_version(migration.file)
     if version:
         tags["code_version"] = version
+    if database_url is not None:
+        tags.update(target_tags(database_url))
     return tags
+
+
+def target_tags(database_url: str) -> dict[str, str]:
+    """host, port and database name of a libpq URL or key=value string; nothing secret."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(database_url)
+    except Exception:  # noqa: BLE001 - unreadable URLs fail elsewhere, with their own message
+        return {}
+    return {"target_host": str(parts.get("host") or parts.get("hostaddr") or "(local socket)"),
+            "target_port": str(parts.get("port") or "5432"),
+            "target_database": str(parts.get("dbname") or parts.get("user") or "")}
+
+
+def target_text(database_url: str) -> str:
+    """host:port/dbname, as the audit prints it."""
+    t = target_tags(database_url)
+    return f"{t['target_host']}:{t['target_port']}/{t['target_database']}" if t else "(unreadable)"
+
+
+# set on the runs of `up`/`down --allow-changed`: the steps go on although the migration file
+# changed since it was applied (drift.py); the audit shows the tag and each step's file_changed
+ALLOW_CHANGED_TAG = "allow_changed"
+
+
+def allows_changed(tags: dict[str, str]) -> bool:
+    return tags.get(ALLOW_CHANGED_TAG) == "true"

@@ -43,3 +43,14 @@ def test_the_demo_prints_a_url_that_reaches_its_database():
     lines = next_steps(socket, embedded=False)
     assert "export MIGRATION_DAGS_DATABASE_URL='postgresql://postgres@/migration_dags_demo?host=" in "\n".join(lines)
     assert any(line.split()[:2] == [".venv/bin/migration-dags", "ui"] for line in lines)
+
+
+def test_plan_says_before_up_that_a_down_cannot_keep_the_column_order(capsys, tmp_path):
+    (tmp_path / "retype.yaml").write_text(
+        "name: retype\noperations:\n"
+        "  - alter_column: {table: t, column: c, type: bigint, up: c::bigint, down: c::int}\n")
+    assert cli.main(["--migrations-dir", str(tmp_path), "plan", "retype", "--offline"]) == 0
+    out = capsys.readouterr().out
+    notes = out.split("-- ===== notes =====\n")[1].split("-- ===== backup")[0]
+    assert "public.t.c: cutover swaps in a new column, which becomes the last column" in notes
+    assert "the proof reports that difference" in notes

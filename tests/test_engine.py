@@ -224,9 +224,9 @@ def test_live_writes_during_backfill_are_filled_by_trigger(conn, database_url, m
 
 
 def _touchy_rollback(conn, database_url, migrations_dir):
-    """A user trigger that rewrites rows on UPDATE makes the backfill change them: the rollback
-    cannot prove equality (exit 4, backup kept). The application meanwhile deletes row 4 and
-    updates row 5."""
+    """A user trigger that rewrites rows on UPDATE, which the backfill fires (user_triggers: fire),
+    makes the backfill change them: the rollback cannot prove equality (exit 4, backup kept).
+    The application meanwhile deletes row 4 and updates row 5."""
     seed(conn)
     conn.execute(
         """CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS
@@ -234,10 +234,14 @@ def _touchy_rollback(conn, database_url, migrations_dir):
     )
     conn.execute("CREATE TRIGGER touch BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION touch()")
     before = snapshot(database_url)
-    engine = engine_for(migrations_dir, database_url)
+    firing = MIGRATION.replace('      up: "created_at < \'2026-01-01\'"\n',
+                               '      up: "created_at < \'2026-01-01\'"\n      user_triggers: fire\n')
+    assert "user_triggers: fire" in firing
+    engine = engine_for(migrations_dir, database_url, firing)
     up_all(engine)
     for step in ("cutover", "validation", "backfill", "schema_change"):
         engine.down(step)
+    conn.execute("UPDATE users SET email = email WHERE id <= 10")  # the trigger appends '!'
     conn.execute("DELETE FROM users WHERE id = 4")
     conn.execute("UPDATE users SET created_at = '1999-01-01' WHERE id = 5")
     with pytest.raises(RollbackFailedError):

@@ -31,11 +31,17 @@ from .throttle import Pause, Throttle, as_throttle
 BATCH_LOCK_TIMEOUT_MS = 50
 
 
-def batch_settings(lock_timeout_ms: int, own_trigger: str | None) -> str:
+def batch_settings(lock_timeout_ms: int, own_trigger: str | None,
+                   fire_user_triggers: bool = False) -> str:
     """The session settings of every batch transaction, in one round trip: the one place to
     change them.  synchronous_commit off: see the module doc.  mark_backfill_of: the task's own
-    sync trigger skips the batch (its statement already does that trigger's work)."""
-    return (f"SET LOCAL synchronous_commit = off; {mark_backfill_of(own_trigger)}; "
+    sync trigger skips the batch (its statement already does that trigger's work).
+    session_replication_role = replica: user triggers (an updated_at trigger) do not fire on the
+    batch; the tool's sync triggers are ENABLE ALWAYS and still do; CHECK and NOT NULL are not
+    triggers and still hold; FK triggers are skipped, so validation checks those FKs
+    (operations/common/user_triggers.py). `user_triggers: fire` keeps the origin role."""
+    replica = "" if fire_user_triggers else "SET LOCAL session_replication_role = replica; "
+    return (f"SET LOCAL synchronous_commit = off; {replica}{mark_backfill_of(own_trigger)}; "
             f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
 
 
@@ -74,7 +80,8 @@ def run_partition(
         conn, migration, partition, task, spec, lower, upper, position, on_batch)
     result = PartitionResult(partition, 0, 0, 0.0, 0)
     size = max(1, int(batch_size))
-    settings = batch_settings(lock_timeout_ms, task.own_trigger)
+    settings = batch_settings(lock_timeout_ms, task.own_trigger,
+                              fire_user_triggers=task.user_triggers == "fire")
     last_batch_s = 0.0
     while True:
         pause = gate.before_batch(

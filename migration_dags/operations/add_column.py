@@ -37,6 +37,7 @@ from ..spec.types import (
     SqlType,
     TableRef,
 )
+from .common.user_triggers import UserTriggers
 from .base import (
     RANGE_PLACEHOLDER,
     BackfillTask,
@@ -68,6 +69,9 @@ class AddColumnSpec(SpecModel):
     column: NewColumn
     up: OptionalSqlExpression | None = None
     """Its value for existing rows and live writes, as SQL over the row's columns."""
+    user_triggers: UserTriggers = "skip"
+    """Whether the table's user triggers fire on the batches filling it from `up`: skip (the
+    default: batches run with session_replication_role = replica) or fire."""
 
     @model_validator(mode="after")
     def _not_null_is_filled(self) -> "AddColumnSpec":
@@ -87,6 +91,7 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
         self.default: str | None = spec.column.default
         self.nullable: bool = spec.column.nullable
         self.up: str | None = spec.up
+        self.user_triggers: str = spec.user_triggers
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -167,7 +172,7 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
             self.table,
             f"UPDATE {self.table.sql} SET {self._col} = ({self.up}) "
             f"WHERE {RANGE_PLACEHOLDER} AND {pending}",
-            own_trigger=self._trigger,
+            own_trigger=self._trigger, user_triggers=self.user_triggers,
         )
 
     def complete(self, ctx: OpContext) -> list[Action]:

@@ -35,7 +35,7 @@ from dataclasses import replace
 from ..actions import Action
 from ..errors import SchemaValidationError
 from ..identifiers import TableName, literal, quote, short_name
-from ..db import MARK_TOOL_WRITE, skip_writes_of
+from ..db import skip_writes_of
 from ..schema_model import SchemaModel
 from ..spec.types import ColumnDefault, Identifier, SpecModel, SqlExpression, SqlType, TableRef
 from .add_column import not_null_actions
@@ -57,12 +57,15 @@ from ..state.saved_columns import (
     mark_dropped_sql,
     save_actions,
 )
+from .common.restore import QUIET
 from .common.triggers import drop_row_trigger, function_sql
+from .common.user_triggers import UserTriggers, enable_always
 
 
 REMEDIES = Remedies(
-    views="its type cannot change under them: drop the views first (raw_sql) and re-create them "
-          "after the cutover",
+    views="its type cannot change under them: drop the views first, in this migration, with a "
+          "raw_sql that says so (drops: [the views]), and re-create them with a raw_sql at step: "
+          "complete",
     key_column=", which the backfill and the undo address rows by; alter_column cannot change a "
                "key column",
     sequence="; alter_column cannot carry a sequence over to the new column",
@@ -82,6 +85,9 @@ class AlterColumnSpec(SpecModel):
     """New value -> old, as SQL where the column's name stands for the new value: price::text."""
     default: ColumnDefault | None = None
     """The default in the new type (SQL); needed when the column has one."""
+    user_triggers: UserTriggers = "skip"
+    """Whether the table's user triggers fire on the batches filling the new column: skip (the
+    default: batches run with session_replication_role = replica) or fire."""
 
 
 class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
@@ -92,6 +98,7 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
         self.up: str = spec.up
         self.down: str = spec.down
         self.default: str | None = spec.default
+        self.user_triggers: str = spec.user_triggers
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -238,7 +245,8 @@ $migration_dags$"""
         return (
             f"CREATE OR REPLACE TRIGGER {quote(trigger)} BEFORE INSERT OR UPDATE ON "
             f"{self.table.sql} FOR EACH ROW WHEN ({skip_writes_of(self._sync_trigger)}) "
-            f"EXECUTE FUNCTION {function_sql(trigger)}()"
+            f"EXECUTE FUNCTION {function_sql(trigger)}();\n"
+            f"{enable_always(self.table, trigger)}"  # fires on replica-mode backfill batches too
         )
 
     def _sync_trigger_actions(self, ctx: OpContext) -> list[Action]:
@@ -268,7 +276,7 @@ $migration_dags$"""
             self.table,
             f"UPDATE {self.table.sql} SET {quote(self.shadow)} = ({self.up}) "
             f"WHERE {RANGE_PLACEHOLDER} AND {self._pending()}",
-            own_trigger=self._sync_trigger,
+            own_trigger=self._sync_trigger, user_triggers=self.user_triggers,
         )
 
     def checks(self, ctx: OpContext) -> list[ParityCheck]:
@@ -387,7 +395,7 @@ $migration_dags$"""
         if backup is None or not keys:
             return [Action(
                 f"fill {self.old_copy} by down({self.column})",
-                f"{MARK_TOOL_WRITE};\nUPDATE {t} SET {old} = {down} WHERE {old} IS DISTINCT FROM {down}")]
+                f"{QUIET}UPDATE {t} SET {old} = {down} WHERE {old} IS DISTINCT FROM {down}")]
         kcols = ", ".join(f"bk.{quote(k)} AS {quote(f'mdg__k{i}')}" for i, k in enumerate(keys))
         match = " AND ".join(f"s.{quote(k)} = b.{quote(f'mdg__k{i}')}" for i, k in enumerate(keys))
         in_backup = " AND ".join(f"s.{quote(k)} = bk.{quote(k)}" for k in keys)
@@ -395,14 +403,14 @@ $migration_dags$"""
         return [
             Action(
                 f"restore {self.old_copy} from the backup of {self.table} (undo of alter_column)",
-                f"{MARK_TOOL_WRITE};\nUPDATE {t} AS s SET {old} = {value}\n"
+                f"{QUIET}UPDATE {t} AS s SET {old} = {value}\n"
                 f"FROM (SELECT {kcols}, bk.{col} AS mdg__orig, ({self.up}) AS mdg__up "
                 f"FROM {backup.sql} AS bk) AS b\n"
                 f"WHERE {match} AND s.{old} IS DISTINCT FROM {value}",
             ),
             Action(
                 f"fill {self.old_copy} by down({self.column}) for rows the backup does not have",
-                f"{MARK_TOOL_WRITE};\nUPDATE {t} AS s SET {old} = {down}\n"
+                f"{QUIET}UPDATE {t} AS s SET {old} = {down}\n"
                 f"WHERE s.{old} IS DISTINCT FROM {down} AND NOT EXISTS "
                 f"(SELECT 1 FROM {backup.sql} AS bk WHERE {in_backup})",
             ),
@@ -410,3 +418,9 @@ $migration_dags$"""
 
     def summary(self) -> str:
         return f"alter_column {self.table}.{self.column} -> {self.type_sql}"
+
+    def column_order_note(self) -> str | None:
+        return (f"{self.table}.{self.column}: cutover swaps in a new column, which becomes the last "
+                f"column of {self.table}, and a down after cutover swaps the old type back in as "
+                "the last column too (unless it already was): the table's column order then "
+                "differs from before, and the proof reports that difference")

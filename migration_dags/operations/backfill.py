@@ -30,12 +30,16 @@ Two forms; exactly one of `set` and `insert`.
     `{rows}` stands for this batch's rows of `table` (a subquery; give it an alias), so the select
     may join other tables without the batch's key predicate becoming ambiguous. Each batch runs
     INSERT INTO into (columns) <select> ON CONFLICT DO NOTHING: a re-run batch inserts nothing
-    twice. unbackfill deletes the rows of `into` its backup does not have (nothing when the
-    migration creates `into`: the schema rollback drops it). The validation step counts select
+    twice. unbackfill deletes the rows of `into` its backup does not have; when the migration
+    created `into` (no backup), every row of it, so that a later undo (a raw_sql down deleting the
+    rows they reference) runs against an empty table before the schema rollback drops it. The validation step counts select
     rows missing from `into`. An `into` that existed before grows: set validation.row_count: grows.
 
-User triggers fire on the batches as on any write; an `updated_at` trigger therefore changes
-rows that unbackfill does not restore, and the backup step's down will report it.
+User triggers do not fire on the batches (they run with session_replication_role = replica; the
+tool's own triggers still fire, and validation checks the foreign keys over the written columns,
+whose triggers replica mode skips: operations/common/user_triggers.py). `user_triggers: fire`
+makes them fire, for a trigger that must run; then an `updated_at` trigger changes rows that
+unbackfill does not restore, and the backup step's down reports it. `plan` lists them.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ from .base import (
     ParityCheck,
 )
 from .common.restore import delete_rows_not_in_backup, restore_columns
+from .common.user_triggers import UserTriggers, foreign_key_checks
 
 ROWS = "{rows}"
 
@@ -116,6 +121,9 @@ class BackfillSpec(SpecModel):
     where: OptionalSqlExpression | None = None
     """Only rows matching this SQL condition (with set)."""
     insert: InsertSpec | None = None
+    user_triggers: UserTriggers = "skip"
+    """Whether the table's user triggers fire on the batches: skip (the default: batches run with
+    session_replication_role = replica) or fire."""
 
     @classmethod
     def check_keys(cls, data: dict[str, Any]) -> None:
@@ -131,6 +139,7 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         self.set: dict[str, str] = dict(spec.set or {})
         self.predicate: str | None = spec.where
         self.into: TableName | None = None
+        self.user_triggers: str = spec.user_triggers
         if spec.insert is not None:
             self.into = spec.insert.into
             self.insert_columns: list[str] = spec.insert.columns
@@ -199,19 +208,25 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
                 f"set {', '.join(self.set)} of {self.table}",
                 self.table,
                 f"UPDATE {self.table.sql} SET {sets} WHERE {RANGE_PLACEHOLDER} AND {self._pending}",
+                user_triggers=self.user_triggers,
             )
         return BackfillTask(
             f"insert into {self.into} from {self.table}",
             self.table,
             f"INSERT INTO {self.into.sql} ({', '.join(quote(c) for c in self.insert_columns)})\n"
             f"{self.select.replace(ROWS, self._rows(RANGE_PLACEHOLDER))}\nON CONFLICT DO NOTHING",
+            writes=self.into, user_triggers=self.user_triggers,
         )
 
     def unbackfill(self, ctx: OpContext) -> list[Action]:
         if self.into is not None:
             backup = ctx.backups.get(self.into)
-            if backup is None:  # created by this migration: its rollback drops it
-                return []
+            if backup is None:  # created by this migration: every row in it came after it
+                return [Action(
+                    f"delete the rows of {self.into}, a table this migration created (undo of "
+                    "the insert backfill)",
+                    f"DELETE FROM {self.into.sql}",
+                    only_if=f"SELECT to_regclass({self.into.regclass_literal}) IS NOT NULL")]
             return [delete_rows_not_in_backup(self.into, backup, ctx.key_of(self.into),
                                               "undo of the insert backfill")]
         backup = ctx.backups.get(self.table)
@@ -223,7 +238,7 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
 
     def checks(self, ctx: OpContext) -> list[ParityCheck]:
         if self.into is not None:
-            return [self._insert_check()]
+            return [self._insert_check(), *self._foreign_key_checks(ctx)]
         key = ctx.key_of(self.table)
         shown = "ROW(" + ", ".join(quote(k) for k in key) + ")::text" if key else "ctid::text"
         return [
@@ -233,8 +248,17 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
                 f"{', '.join(self.set)} equal to the backfill's expressions",
                 f"SELECT count(*) FROM {self.table.sql} WHERE {self._pending}",
                 f"SELECT {shown} FROM {self.table.sql} WHERE {self._pending} LIMIT 20",
-            )
+            ),
+            *self._foreign_key_checks(ctx),
         ]
+
+    def _foreign_key_checks(self, ctx: OpContext) -> list[ParityCheck]:
+        if self.user_triggers == "fire":  # the FK triggers fired on every batch
+            return []
+        table = self.into or self.table
+        written = None if self.into is not None else set(self.set)
+        return foreign_key_checks(table, written, ctx.foreign_keys.get(table, []),
+                                  f"{table.name}.backfill_{self.index}")
 
     def _insert_check(self) -> ParityCheck:
         cols = ", ".join(quote(c) for c in self.insert_columns)

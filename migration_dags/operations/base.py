@@ -28,6 +28,7 @@ from ..identifiers import TableName
 from ..schema_model import ColumnModel, SchemaModel, TableModel
 
 if TYPE_CHECKING:
+    from .common.user_triggers import ForeignKey
     from ..spec.types import SpecModel
     from ..state.saved_columns import SavedColumn
 
@@ -51,6 +52,9 @@ class OpContext:
     # (table, column) -> definition drop_column recorded before dropping it (saved_columns.py),
     # so uncomplete can re-add the column exactly once it is gone from the catalog
     saved_columns: dict[tuple[TableName, str], "SavedColumn"] = field(default_factory=dict)
+    # table -> the foreign keys it has or is referenced by (for the checks that stand in for the
+    # FK triggers batches skip in replica mode); read from the live catalog
+    foreign_keys: dict[TableName, list["ForeignKey"]] = field(default_factory=dict)
 
     def key_of(self, table: TableName) -> list[str]:
         return self.keys.get(table, [])
@@ -93,6 +97,15 @@ class BackfillTask:
     # the operation's own sync trigger, which computes the same value the statement writes: its
     # batches may skip that trigger (halves the cost per row), and only that one
     own_trigger: str | None = None
+    # the table the statement writes (None: range_table), and whether its users' triggers fire on
+    # the batches: "skip" (the default: batches run with session_replication_role = replica, see
+    # operations/common/user_triggers.py) or "fire"
+    writes: TableName | None = None
+    user_triggers: str = "skip"
+
+    @property
+    def written_table(self) -> TableName:
+        return self.writes or self.range_table
 
     def for_range(self, range_sql: str) -> str:
         return self.statement.replace(RANGE_PLACEHOLDER, f"({range_sql})")
@@ -207,6 +220,11 @@ class Operation:
     def expressions(self) -> list[Expression]:
         """The SQL expressions this operation's file entry holds (see Expression)."""
         return []
+
+    def column_order_note(self) -> str | None:
+        """Said in plan, before up, when a down after cutover cannot put the table's columns back
+        in their order; the proof then accepts that one difference (and reports it)."""
+        return None
 
 
 # -- helpers shared by several operations ----------------------------------------------------

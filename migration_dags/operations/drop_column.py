@@ -8,9 +8,10 @@ and a table without a key. start records the column's full definition (saved_col
 else changes before cutover, so the application keeps reading it during backfill and validation.
 complete drops it. uncomplete re-adds it with the same type, collation, default, NOT NULL and
 comment, puts its values back from the pre-migration backup by key, and re-creates the indexes
-and constraints that were dropped with it. It lands at the end of the table; the fingerprints
-compare columns by name, so that is the same table. Rows inserted after the backup get the
-column's default (or NULL).
+and constraints that were dropped with it. It lands at the end of the table: PostgreSQL cannot put
+a column back in its place, so plan says so before up (column_order_note) and the proof reports
+the order as the one accepted difference. Rows inserted after the backup get the column's default
+(or NULL).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from ..state.saved_columns import (
 
 
 REMEDIES = Remedies(
-    views="drop or change them first (raw_sql), then drop the column",
+    views="drop them first, in this migration, with a raw_sql that says so (drops: [the views]); "
+          "re-create them without the column at step: complete",
     key_column="; its rows could not be matched to the backup to undo the drop",
     sequence=", which PostgreSQL drops with the column; drop it with raw_sql",
 )
@@ -144,3 +146,8 @@ class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
 
     def summary(self) -> str:
         return f"drop_column {self.table}.{self.column}"
+
+    def column_order_note(self) -> str | None:
+        return (f"{self.table}.{self.column}: a down after cutover re-adds the column as the last "
+                f"column of {self.table} (unless it already is): the table's column order then "
+                "differs from before, and the proof reports that difference")

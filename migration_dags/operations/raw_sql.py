@@ -6,6 +6,13 @@
         down: "DROP VIEW IF EXISTS active_users"
         transactional: true          # false for statements PostgreSQL refuses in a transaction
         step: start                  # start (expand, default) or complete (cutover)
+        drops: [old_view]            # optional: views (or other relations) its up drops
+
+`drops` tells the tool's model of the schema what the SQL removes, so later operations of the same
+migration are validated against the schema as it will be: an alter_column or drop_column of a
+column a dropped view read is then allowed (re-create the view with a raw_sql at `step: complete`
+after it, its down dropping it again). Only `drops` can be declared so far; what raw_sql creates
+or alters is not in the model.
 
 A raw_sql without a down is refused at load time: nothing would undo it.  Both `up` and `down`
 should be idempotent (IF [NOT] EXISTS): a failed step is undone by running the downs of all its
@@ -46,6 +53,8 @@ class RawSqlSpec(SpecModel):
     """false for a statement PostgreSQL refuses in a transaction (CREATE INDEX CONCURRENTLY)."""
     step: Literal["start", "complete"] = "start"
     """start: with the schema change (expand); complete: at cutover (contract)."""
+    drops: TableList = []
+    """Views (or other relations) up drops, so later operations are validated without them."""
 
     @classmethod
     def check_keys(cls, data: dict[str, Any]) -> None:
@@ -60,6 +69,7 @@ class RawSql(Operation, kind="raw_sql", spec=RawSqlSpec):
         self.down: str = spec.down
         self.transactional: bool = spec.transactional
         self.step: str = spec.step
+        self.drops: list[TableName] = list(spec.drops)
 
     def tables(self) -> set[TableName]:
         return set(self.touches)
@@ -69,7 +79,16 @@ class RawSql(Operation, kind="raw_sql", spec=RawSqlSpec):
             self.existing_table(model, table)
 
     def apply(self, model: SchemaModel) -> None:
-        pass
+        dropped = {str(name) for name in self.drops}
+        for table in model.tables.values():
+            for column, views in list(table.dependent_views.items()):
+                kept = [v for v in views if v not in dropped]
+                if kept:
+                    table.dependent_views[column] = kept
+                else:
+                    del table.dependent_views[column]
+        for name in self.drops:
+            model.tables.pop(name, None)
 
     def _up(self) -> list[Action]:
         return [self._action("up", self.up)]

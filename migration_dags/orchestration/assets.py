@@ -18,8 +18,9 @@ import warnings
 import dagster as dg
 
 from ..engine import MigrationEngine
-from ..errors import RefusedError, ValidationFailedError
+from ..errors import BackfillFailedError, RefusedError, ValidationFailedError
 from ..reports import CheckOutcome
+from ..run_tags import allows_changed
 from ..spec import Migration
 from ..steps import STEP_TYPES, STEPS
 from . import checks, partitions
@@ -45,7 +46,8 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
     )
 
     def engine(context: dg.AssetExecutionContext, db: MigrationDatabase, **kw) -> MigrationEngine:
-        return db.engine(migration, context.run.run_id, context.log.info, **kw)
+        return db.engine(migration, context.run.run_id, context.log.info,
+                         allow_changed=allows_changed(context.run.tags), **kw)
 
     @dg.asset(key=key["backup"], description=_DESCRIPTIONS["backup"],
               deps=[step_key(dep, "cutover") for dep in migration.depends_on],
@@ -77,9 +79,18 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
         eng = engine(context, migration_database)
         keys = [partitions.engine_partition(k) for k in context.partition_keys]
         reports = []
-        for k in keys:
-            refuse_after_window(context, name)
-            reports.append(eng.up("backfill", k))
+        try:
+            for k in keys:
+                refuse_after_window(context, name)
+                reports.append(eng.up("backfill", k))
+        except BackfillFailedError as exc:
+            # the run fails, but the rows its batches committed are counted truthfully
+            committed = sum(r.rows for r in reports) + exc.committed_rows
+            context.log_event(dg.AssetObservation(
+                asset_key=key["backfill"], partition=context.partition_keys[len(reports)],
+                metadata={"direction": "up", "rows_affected": committed, "error": exc.one_line(),
+                          "duration_s": round(time.monotonic() - started, 3)}))
+            raise
         progress = eng.status().backfill
         metadata = backfill_metadata(
             reports, time.monotonic() - started, progress.partitions_done, progress.partitions_total,

@@ -106,6 +106,10 @@ def _entry(record: dg.RunRecord, migrations: list[str], events: "_RunEvents") ->
         "actor": _actor(tags),
         "source": _source(tags),
         "code_version": tags.get("code_version"),
+        # CLI runs carry them as tags; UI runs' steps record them in their metadata
+        "target_database": _target(tags) or _first(steps, "target_database"),
+        "file_checksum": tags.get("file_checksum") or _first(steps, "file_checksum"),
+        "allow_changed": tags.get("allow_changed") == "true",
         "status": run.status.value,
         "created_at": _iso(record.create_timestamp),
         "started_at": _iso(record.start_time),
@@ -115,6 +119,16 @@ def _entry(record: dg.RunRecord, migrations: list[str], events: "_RunEvents") ->
         "rollback": {k: tags.get(k) for k in ROLLBACK_TAGS} if rollback else None,
         "error": events.error() if run.status == dg.DagsterRunStatus.FAILURE else None,
     }
+
+
+def _target(tags: dict[str, str]) -> str | None:
+    if not tags.get("target_database"):
+        return None
+    return f"{tags.get('target_host')}:{tags.get('target_port')}/{tags['target_database']}"
+
+
+def _first(steps: list[dict[str, Any]], key: str) -> Any:
+    return next((s[key] for s in steps if s.get(key)), None)
 
 
 def _actor(tags: dict[str, str]) -> str | None:
@@ -190,7 +204,8 @@ class _RunEvents:
                 "sql": _sql_text(metadata.get("sql")),
                 "partitions": 1 if partition else 0,
             }
-            for extra in ("skipped", "passed", "error", "proof"):
+            for extra in ("skipped", "passed", "error", "proof", "file_changed", "target_database",
+                          "file_checksum"):
                 if extra in metadata:
                     by_key[ms][extra] = metadata[extra]
         return list(by_key.values())

@@ -13,6 +13,7 @@ import time
 
 import dagster as dg
 
+from ..run_tags import allows_changed
 from ..spec import Migration
 from ..steps import DOWN_ORDER
 from . import partitions
@@ -53,7 +54,8 @@ def _down_op(migration: Migration, step: str, first: bool) -> dg.OpDefinition:
     )
     def down(context: dg.OpExecutionContext, migration_database: MigrationDatabase):
         started = time.monotonic()
-        engine = migration_database.engine(migration, context.run.run_id, context.log.info)
+        engine = migration_database.engine(migration, context.run.run_id, context.log.info,
+                                           allow_changed=allows_changed(context.run.tags))
         report = engine.down(step)
         if step == "schema_change":
             partitions.clear(context.instance, migration.name)

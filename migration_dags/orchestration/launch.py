@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 import warnings
 from contextlib import ExitStack, contextmanager
@@ -41,12 +42,13 @@ from ..spec import Migration
 from ..steps import STEPS
 from . import partitions
 from .assets import step_key
+from .metadata import step_metadata
 from .definitions import definitions_for
 from .jobs import DOWN_ORDER, rollback_job_name
 from .resources import MigrationDatabase
 from .rollback_policy import RollbackRequest, check_evaluations_for_run, rollbacks_for
 from ..run_tags import actor as resolve_actor
-from ..run_tags import base_tags
+from ..run_tags import ALLOW_CHANGED_TAG, base_tags
 from ..target_database import database_url_for
 
 Progress = Callable[[str], None]
@@ -112,13 +114,16 @@ class Launcher:
     def __init__(
         self, migration: Migration, instance: dg.DagsterInstance, database_url: str,
         actor: str | None = None, progress: Progress = lambda _line: None, verbose: bool = False,
+        allow_changed: bool = False,
     ):
         self.migration = migration
         self.name = migration.name
         self.instance = instance
         self.progress = progress
-        self.tags = base_tags(migration, resolve_actor(actor))
-        self.engine = MigrationEngine(migration, database_url)
+        self.tags = base_tags(migration, resolve_actor(actor), database_url)
+        if allow_changed:
+            self.tags[ALLOW_CHANGED_TAG] = "true"
+        self.engine = MigrationEngine(migration, database_url, allow_changed=allow_changed)
         self.defs = definitions_for([migration], MigrationDatabase(database_url=database_url))
         level = "INFO" if verbose else "CRITICAL"
         self.run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
@@ -220,6 +225,38 @@ class Launcher:
                 self.progress(f"{self.name}: {run.step} down: done, {run.summary()}")
         return DownResult(self.name, run_id, steps)
 
+    # -- restore ---------------------------------------------------------------------------------
+    def restore(self, **options: Any) -> StepRun:
+        """`engine.restore(**options)` as a run of its own (job `<migration>__restore`), so the
+        rows it overwrites are in the run history like every other change; `options` are passed
+        to the engine untouched."""
+        run_id = str(uuid.uuid4())
+        tags = {**self.tags, "step": "restore", "direction": "restore"}
+        if options.get("discard_application_writes"):  # the audit shows who threw writes away
+            tags["discard_application_writes"] = "true"
+        self.progress(f"{self.name}: restore: run {run_id[:8]}")
+        engine, key = self.engine, step_key(self.name, "backup")
+
+        @dg.op(name=f"{self.name}__restore", description="put the backed-up rows back, then prove it",
+               out=dg.Out(dg.Nothing))
+        def restore_op(context):  # no annotation: launch.py has postponed annotations
+            started = time.monotonic()
+            engine.run_id = context.run.run_id
+            report = engine.restore(**options)
+            metadata = step_metadata(report, time.monotonic() - started)
+            context.log_event(dg.AssetObservation(asset_key=key, metadata=metadata))
+
+        @dg.job(name=f"{self.name}__restore")
+        def restore_job():
+            restore_op()
+
+        job = restore_job
+        job.execute_in_process(instance=self.instance, tags=tags, run_config=self.run_config,
+                               run_id=run_id)
+        return StepRun("restore", "restore", run_id, {
+            k: v.value for r in self._records(run_id, dg.DagsterEventType.ASSET_OBSERVATION)
+            for k, v in r.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()})
+
     # -- reading a run's events back -------------------------------------------------------------
     def _records(self, run_id: str, of_type: dg.DagsterEventType):
         return self.instance.get_records_for_run(run_id, of_type=of_type).records
@@ -267,13 +304,15 @@ def telemetry_notice_first() -> None:
 def launcher(
     name: str, *, migrations_dir: str | os.PathLike | None = None, database_url: str | None = None,
     actor: str | None = None, progress: Progress = lambda _line: None, verbose: bool = False,
+    allow_changed: bool = False,
 ) -> Iterator[Launcher]:
     migration = MigrationSet.load(settings.migrations_dir(migrations_dir)).get(name)
     url = database_url_for(migration, database_url)
     settings.dagster_home()
     telemetry_notice_first()
     with dg.DagsterInstance.get() as instance:
-        yield Launcher(migration, instance, url, actor=actor, progress=progress, verbose=verbose)
+        yield Launcher(migration, instance, url, actor=actor, progress=progress, verbose=verbose,
+                       allow_changed=allow_changed)
 
 
 def run_up(name: str, **options: Any) -> UpResult:
@@ -284,3 +323,8 @@ def run_up(name: str, **options: Any) -> UpResult:
 def run_down(name: str, **options: Any) -> DownResult:
     with launcher(name, **options) as runs:
         return runs.down()
+
+
+def run_restore(name: str, restore_options: dict[str, Any] | None = None, **options: Any) -> StepRun:
+    with launcher(name, **options) as runs:
+        return runs.restore(**(restore_options or {}))

@@ -47,6 +47,13 @@ def step_metadata(reports: StepReport | list[StepReport], wall_s: float) -> dict
         metadata["partitions_planned"] = len(extra["partitions"])
     if "proof" in extra:
         metadata["proof"] = dg.MetadataValue.json(extra["proof"])
+    if "conflicts" in extra:  # restore: rows the application and the migration both changed
+        metadata["conflicts"] = dg.MetadataValue.json(extra["conflicts"])
+    if "file_changed" in extra:  # --allow-changed: how the file differs from the one applied
+        metadata["file_changed"] = extra["file_changed"]
+    for recorded in ("target_database", "file_checksum"):  # every run, UI-launched ones too
+        if recorded in extra:
+            metadata[recorded] = extra[recorded]
     return metadata
 
 

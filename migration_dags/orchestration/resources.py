@@ -39,7 +39,9 @@ class MigrationDatabase(dg.ConfigurableResource):
         run_id: str,
         log: Callable[[str], None],
         extra_checks: ExtraChecks | None = None,
+        allow_changed: bool = False,
     ) -> MigrationEngine:
         return MigrationEngine(
-            migration, self.url_for(migration), run_id=run_id, log=log, extra_checks=extra_checks
+            migration, self.url_for(migration), run_id=run_id, log=log, extra_checks=extra_checks,
+            allow_changed=allow_changed,
         )

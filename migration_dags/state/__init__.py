@@ -9,6 +9,7 @@ and `migration_dags_backup` (backups), lives in this package; callers import fro
     saved_columns.py  definitions of columns drop_column drops, for its exact undo
     capture.py        change capture: the trigger and table recording the application's writes
                       to each backed-up table during the migration window
+    files.py          the checksum and text of the file each migration was applied from
 """
 
 from .backups import BackupRecord, backup_row_count, backups, forget_backups, record_backup
@@ -24,6 +25,7 @@ from .ranges import (
     save_range_position,
     touch_ranges,
 )
+from .files import forget_file, record_file, recorded_file
 from .saved_columns import SavedColumn, read_saved_columns
 from .schema import (
     BACKUP_SCHEMA,
@@ -42,5 +44,5 @@ __all__ = [
     "mark_undone", "ranges_status", "range_keys", "read_range", "read_saved_columns",
     "record_backup", "record_range", "reset_ranges", "rows_done_in_other_ranges",
     "save_range_position", "state_exists", "touch_ranges", "forget_started", "is_started",
-    "mark_started", "started_steps",
+    "mark_started", "started_steps", "forget_file", "record_file", "recorded_file",
 ]

@@ -7,6 +7,8 @@ schema_change.
 
 from __future__ import annotations
 
+import psycopg
+
 from .. import batches, state
 from ..db.faults import checkpoint
 from ..actions import Action, ActionResult
@@ -14,7 +16,13 @@ from ..errors import RefusedError
 from ..reports import StepReport
 from ..settings import terminal_progress_wanted
 from .base import Planning, Step, StepRun
+from .backfill_failure import batch_failure
 from .verbs import backfill_tasks, down_actions
+
+# errors a batch's data causes (an expression, a cast, a constraint, a user trigger raising);
+# connection loss and lock timeouts are not among them
+DATA_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError,
+               psycopg.errors.ProgrammingError, psycopg.errors.InternalError)
 
 
 class BackfillStep(Step):
@@ -39,11 +47,20 @@ class BackfillStep(Step):
         on_batch = batches.both(
             batches.progress_logger(run.log),
             batches.terminal_progress() if terminal_progress_wanted() else None)
+        rows_before = {k: n for k, _d, n in status}
         for key in todo:
-            result = batches.run_partition(
-                run.conn, run.name, key, tasks, settings.batch_size,
-                batches.BATCH_LOCK_TIMEOUT_MS, throttle=throttle, on_batch=_with_checkpoint(on_batch),
-            )
+            try:
+                result = batches.run_partition(
+                    run.conn, run.name, key, tasks, settings.batch_size,
+                    batches.BATCH_LOCK_TIMEOUT_MS, throttle=throttle,
+                    on_batch=_with_checkpoint(on_batch),
+                )
+            except DATA_ERRORS as exc:  # a batch failed on the data: say where, and how to go on
+                rows_now = {k: n for k, _d, n in state.ranges_status(run.conn, run.name)}
+                committed = sum(r.rows for r in results) + rows_now.get(key, 0) - rows_before.get(key, 0)
+                task = tasks[state.read_range(run.conn, run.name, key).task_index]
+                raise batch_failure(run.conn, run.name, key, task, exc, committed,
+                                    batches.BATCH_LOCK_TIMEOUT_MS) from exc
             results.append(result)
             report.results.append(ActionResult(
                 Action(f"backfill partition {key}", result.sample_sql or "-- nothing to do"),

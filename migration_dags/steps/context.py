@@ -9,10 +9,12 @@ from .. import state
 from ..fingerprint import column_names
 from ..identifiers import TableName
 from ..operations.base import OpContext
+from ..operations.common.user_triggers import read_foreign_keys, require_role_can_skip
 from ..schema_model import SchemaModel, read_schema
 from ..spec import Migration
 from ..spec.catalog_check import check_expressions
 from ..state.saved_columns import read_saved_columns
+from .verbs import backfill_tasks
 
 # What an offline plan shows where only the live catalog knows the answer.
 OFFLINE_KEY = "<primary key>"
@@ -41,6 +43,8 @@ def validate(conn: psycopg.Connection, migration: Migration) -> SchemaModel:
         if catalog_known:
             check_expressions(conn, op, model, migration.allow_functions, after_apply=True)
         catalog_known = catalog_known and op.kind != "raw_sql"
+    tasks = backfill_tasks(migration.operations, offline_op_context(migration))
+    require_role_can_skip(conn, migration.name, tasks)
     return model
 
 
@@ -58,7 +62,8 @@ def live_op_context(conn: psycopg.Connection, migration: Migration) -> OpContext
         backup_columns[rec.source] = column_names(conn, rec.backup)
     # column definitions drop_column saved before dropping them, for its undo
     saved = read_saved_columns(conn, migration.name)
-    return OpContext(migration.name, backups, keys, columns, backup_columns, saved)
+    fks = read_foreign_keys(conn, set(live.tables))
+    return OpContext(migration.name, backups, keys, columns, backup_columns, saved, fks)
 
 
 def offline_op_context(migration: Migration) -> OpContext:

@@ -172,27 +172,83 @@ def test_a_non_idempotent_expression_is_caught_by_validation(database_url, migra
     down_all(engine)  # unbackfill puts the totals back from the backup, so the proof passes
 
 
-def test_an_updated_at_trigger_makes_the_rollback_proof_fail(database_url, migrations_dir, conn):
-    """Batches fire user triggers like any write. An updated_at trigger changes every row the
-    backfill touches, unbackfill does not undo that (it restores the backfilled columns only, and
-    without firing triggers), and the backup step's down refuses to call the tables equal."""
-    run_sql(database_url, SHOP + '''
-        ALTER TABLE orders ADD COLUMN updated_at timestamptz NOT NULL DEFAULT '2024-01-01';
-        CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN NEW.updated_at := '2030-01-01'; RETURN NEW; END $$;
-        CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
-    ''')
+TOUCH = """
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+ALTER TABLE orders ADD COLUMN updated_at timestamptz NOT NULL DEFAULT '2024-01-01';
+CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();
+ALTER TABLE events ADD COLUMN updated_at timestamptz NOT NULL DEFAULT '2024-01-01';
+CREATE TRIGGER events_touch BEFORE UPDATE ON events FOR EACH ROW EXECUTE FUNCTION touch();
+"""
+
+
+def test_user_triggers_do_not_fire_on_batches_and_the_round_trip_is_exact(database_url, migrations_dir):
+    """updated_at triggers on a plain and a partitioned table (composite key): the batches run in
+    replica mode, so the triggers leave every row alone; the tool's own sync trigger (add_column's,
+    ENABLE ALWAYS) still keeps its column in step with the backfill's writes; up, down, up, down
+    end exactly as before, with no restore."""
+    def after_up(conn):
+        assert _count(conn, "SELECT count(*) FROM orders WHERE updated_at <> '2024-01-01'") == 0
+        assert _count(conn, "SELECT count(*) FROM events WHERE updated_at <> '2024-01-01'") == 0
+        assert _count(conn, "SELECT count(*) FROM orders WHERE note IS DISTINCT FROM 'n' || id") == 0
+        assert _count(conn, "SELECT count(*) FROM orders WHERE "
+                            "note_len IS DISTINCT FROM length(note)") == 0
+        assert _count(conn, "SELECT count(*) FROM events WHERE kind IS NULL") == 0
+    run_sql(database_url, SHOP + TOUCH)
+    engine = run_lifecycle(database_url, migrations_dir, migration("touchy", """
+        - add_column: {table: orders, column: {name: note_len, type: int}, up: "length(note)"}
+        - backfill: {table: orders, set: {note: "'n' || id"}}
+        - backfill: {table: events, set: {kind: "coalesce(kind, 'none')"}}
+    """), after_up=after_up)
+    notes = "\n".join(engine.plan()["notes"])
+    assert "orders_touch on orders (UPDATE)" in notes and "does not fire" in notes
+    assert "events_touch on events (UPDATE)" in notes
+
+
+def test_user_triggers_fire_makes_the_rollback_proof_fail(database_url, migrations_dir, conn):
+    """`user_triggers: fire`: the batches fire the trigger like any write; unbackfill does not undo
+    what it did, and the backup step's down refuses to call the tables equal."""
+    run_sql(database_url, SHOP + TOUCH)
     engine = engine_for(database_url, migrations_dir, migration("touchy", """
-        - backfill: {table: orders, set: {note: "'n' || id"}, where: "id <= 10"}
+        - backfill: {table: orders, set: {note: "'n' || id"}, where: "id <= 10", user_triggers: fire}
     """))
+    assert "fires on its batches (user_triggers: fire)" in "\n".join(engine.plan()["notes"])
     up_all(engine)
     for step in ("cutover", "validation", "backfill", "schema_change"):
         engine.down(step)
     assert _count(conn, "SELECT count(*) FROM orders WHERE note IS NOT NULL") == 0
-    assert _count(conn, "SELECT count(*) FROM orders WHERE updated_at = '2030-01-01'") == 10
-    with pytest.raises(RollbackFailedError, match=r"public.orders \(data: rows the application did "
-                                                  r"not write differ from the backup"):
+    assert _count(conn, "SELECT count(*) FROM orders WHERE updated_at <> '2024-01-01'") == 10
+    with pytest.raises(RollbackFailedError, match=r"public.orders \(data"):
         engine.down("backup")
+
+
+def test_foreign_keys_over_written_columns_are_checked_though_their_triggers_do_not_fire(
+        database_url, migrations_dir):
+    """Replica mode skips the FK triggers: validation's foreign key check stops an orphan."""
+    run_sql(database_url, SHOP)
+    engine = engine_for(database_url, migrations_dir, migration("orphans", """
+        - backfill: {table: orders, set: {customer_id: "md5('nobody')::uuid"}, where: "id <= 3"}
+    """))
+    for step in ("backup", "schema_change", "backfill"):
+        engine.up(step)
+    with pytest.raises(ValidationFailedError, match=r"foreign_key.orders_customer_id_fkey \(observed 3"):
+        engine.up("validation")
+    down_all(engine)
+
+
+def test_a_role_that_cannot_skip_triggers_is_told_before_any_change(database_url, migrations_dir):
+    run_sql(database_url, SHOP + """
+        DO $$ BEGIN CREATE ROLE mdg_plain LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+        GRANT ALL ON SCHEMA public TO mdg_plain; GRANT ALL ON ALL TABLES IN SCHEMA public TO mdg_plain;
+        ALTER TABLE orders OWNER TO mdg_plain;
+    """)
+    import psycopg.conninfo
+    url = psycopg.conninfo.make_conninfo(database_url, user="mdg_plain")
+    engine = engine_for(url, migrations_dir, migration("plain", """
+        - backfill: {table: orders, set: {note: "'n' || id"}}
+    """))
+    raised = assert_unchanged_by(database_url, lambda: engine.up("backup"), SchemaValidationError)
+    assert "GRANT SET ON PARAMETER session_replication_role" in str(raised)
 
 
 @pytest.mark.parametrize(
@@ -233,3 +289,43 @@ def test_malformed_backfill_is_a_spec_error(migrations_dir, operation, field):
     with pytest.raises(SpecError) as caught:
         engine_for("postgresql://unused", migrations_dir, migration("bad", f"- backfill: {operation}"))
     assert caught.value.field == f"operations[0].backfill.{field}"
+
+
+def test_undo_of_an_insert_into_a_created_table_deletes_its_rows(database_url, migrations_dir, conn):
+    """The raw_sql's down deletes orders the flags reference; it runs before create_table's
+    rollback drops the flags, so unbackfill must have emptied them (else: FK violation)."""
+    def after_up(conn):
+        assert _count(conn, "SELECT count(*) FROM order_flags") == 10
+
+    run_lifecycle(database_url, migrations_dir, migration("flags_new", '''
+        - create_table:
+            table: order_flags
+            columns:
+              - {name: order_id, type: bigint, primary_key: true, references: "orders(id)"}
+              - {name: flag, type: text}
+        - raw_sql:
+            table: orders
+            up: "INSERT INTO orders (id, status) SELECT g, 'new' FROM generate_series(1001, 1010) g ON CONFLICT DO NOTHING"
+            down: "DELETE FROM orders WHERE id > 1000"
+        - backfill:
+            table: orders
+            insert:
+              into: order_flags
+              columns: [order_id, flag]
+              select: "SELECT o.id, 'x' FROM {rows} AS o WHERE o.id > 1000"
+    ''', extra="validation: {row_count: grows}"), SHOP, after_up=after_up)
+
+
+def test_add_column_and_alter_column_take_user_triggers_fire_too(database_url, migrations_dir, conn):
+    run_sql(database_url, SHOP + TOUCH)
+    engine = engine_for(database_url, migrations_dir, migration("touch_fill", """
+        - add_column: {table: orders, column: {name: twice, type: numeric}, up: "total * 2",
+                       user_triggers: fire}
+        - alter_column: {table: events, column: kind, type: varchar(20), up: "kind::varchar(20)",
+                         down: "kind::text"}
+    """))
+    for step in ("backup", "schema_change", "backfill"):
+        engine.up(step)
+    # the trigger fired on every row the batches changed (30 have no total: nothing to fill)
+    assert _count(conn, "SELECT count(*) FROM orders WHERE updated_at <> '2024-01-01'") == 270
+    assert _count(conn, "SELECT count(*) FROM events WHERE updated_at <> '2024-01-01'") == 0

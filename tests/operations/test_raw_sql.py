@@ -13,7 +13,7 @@ from operations.lifecycle import (
 )
 from operations.shop import SHOP, migration
 
-from migration_dags.errors import SpecError, StepFailedError, TableDoesNotExistError
+from migration_dags.errors import SchemaValidationError, SpecError, StepFailedError, TableDoesNotExistError
 
 
 def test_raw_sql_at_start_and_at_cutover(database_url, migrations_dir):
@@ -114,3 +114,103 @@ def test_a_raw_sql_naming_a_missing_table_is_refused(database_url, migrations_di
     """))
     error = assert_unchanged_by(database_url, lambda: engine.up("backup"), TableDoesNotExistError)
     assert error.table == "public.nowhere"
+
+
+VIEWS = """
+CREATE TABLE prices (id int PRIMARY KEY, amount numeric(4,2) NOT NULL, label text);
+INSERT INTO prices SELECT g, (g % 97) + 0.25, 'p' || g FROM generate_series(1, 120) g;
+CREATE VIEW cheap AS SELECT id, amount FROM prices WHERE amount < 10;
+CREATE VIEW labelled AS SELECT id, label, amount FROM prices;
+CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(amount) AS total FROM prices;
+GRANT SELECT ON cheap TO PUBLIC;
+COMMENT ON VIEW labelled IS 'prices with labels';
+"""
+
+RECREATE = """
+CREATE OR REPLACE VIEW cheap AS SELECT id, amount FROM prices WHERE amount < 10;
+GRANT SELECT ON cheap TO PUBLIC;
+CREATE OR REPLACE VIEW labelled AS SELECT id, label, amount FROM prices;
+COMMENT ON VIEW labelled IS 'prices with labels';
+CREATE MATERIALIZED VIEW IF NOT EXISTS totals AS SELECT count(*) AS n, sum(amount) AS total FROM prices;
+"""
+DROP = "DROP MATERIALIZED VIEW IF EXISTS totals; DROP VIEW IF EXISTS labelled; DROP VIEW IF EXISTS cheap"
+
+
+def test_views_declared_dropped_by_raw_sql_let_a_column_under_them_change_type(database_url, migrations_dir):
+    """The issue's remedy in one migration: raw_sql drops two views and a materialized view and
+    says so (`drops`), alter_column widens numeric(4,2) under them, a raw_sql at cutover
+    re-creates them; up, down, up, down end as before (column order aside, which plan announces)."""
+    import json
+
+    def after_up(conn):
+        assert conn.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                            "WHERE attrelid = 'prices'::regclass AND attname = 'amount'").fetchone() == (
+                                "numeric(6,2)",)
+        assert conn.execute("SELECT count(*) FROM cheap").fetchone()[0] > 0
+
+    run_lifecycle(database_url, migrations_dir, migration("widen_amount", f"""
+        - raw_sql:
+            table: prices
+            up: "{DROP}"
+            down: {json.dumps(RECREATE)}
+            drops: [cheap, labelled, totals]
+        - alter_column:
+            table: prices
+            column: amount
+            type: numeric(6,2)
+            up: "amount::numeric(6,2)"
+            down: "amount::numeric(4,2)"
+        - raw_sql:
+            table: prices
+            step: complete
+            up: {json.dumps(RECREATE)}
+            down: "{DROP}"
+    """), VIEWS, after_up=after_up)
+
+
+def test_without_drops_the_views_still_refuse_the_type_change(database_url, migrations_dir):
+    run_sql(database_url, VIEWS)
+    engine = engine_for(database_url, migrations_dir, migration("widen_refused", """
+        - alter_column: {table: prices, column: amount, type: "numeric(6,2)", up: "amount", down: "amount"}
+    """))
+    raised = assert_unchanged_by(database_url, lambda: engine.up("backup"), SchemaValidationError)
+    assert "public.cheap" in str(raised) and "public.totals" in str(raised)
+
+
+def test_a_column_under_two_views_and_a_materialized_view_is_renamed(database_url, migrations_dir):
+    """Views read columns by position, so PostgreSQL carries them over a rename (their
+    definitions then print the new name) and back; grants and comments stay."""
+    def after_up(conn):
+        assert "price" in conn.execute("SELECT pg_get_viewdef('cheap'::regclass)").fetchone()[0]
+
+    run_lifecycle(database_url, migrations_dir, migration("rename_amount", """
+        - rename_column: {table: prices, from: amount, to: price}
+    """), VIEWS, after_up=after_up)
+
+
+def test_a_column_under_views_declared_dropped_is_dropped(database_url, migrations_dir):
+    """drop_column under views: a raw_sql drops them (drops: [...]) and a raw_sql at cutover
+    re-creates them without the column; down puts the column and the views back."""
+    import json
+
+    without = ("CREATE OR REPLACE VIEW cheap AS SELECT id FROM prices; "
+               "CREATE OR REPLACE VIEW labelled AS SELECT id, label FROM prices; "
+               "CREATE MATERIALIZED VIEW IF NOT EXISTS totals AS SELECT count(*) AS n FROM prices")
+
+    def after_up(conn):
+        assert conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'prices'::regclass "
+                            "AND attname = 'amount' AND NOT attisdropped").fetchone()[0] == 0
+
+    run_lifecycle(database_url, migrations_dir, migration("drop_amount", f"""
+        - raw_sql:
+            table: prices
+            up: "{DROP}"
+            down: {json.dumps(RECREATE)}
+            drops: [cheap, labelled, totals]
+        - drop_column: {{table: prices, column: amount}}
+        - raw_sql:
+            table: prices
+            step: complete
+            up: "{without}"
+            down: "{DROP}"
+    """), VIEWS, after_up=after_up)

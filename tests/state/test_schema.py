@@ -23,9 +23,14 @@ def test_state_tables_are_created_once(conn):
     state.ensure_state_tables(conn)
     assert state.state_exists(conn)
     assert schemas(conn) == {STATE_SCHEMA, BACKUP_SCHEMA}
-    assert tables(conn) == set(STATE_TABLES) - {"saved_columns"}  # made by drop_column only
+    # saved_columns: made by drop_column only; migration_files: when a step is first applied
+    assert tables(conn) == set(STATE_TABLES) - {"saved_columns", "migration_files"}
     conn.execute(SAVED_COLUMNS_DDL)
+    state.record_file(conn, "m", "0" * 64, "name: m\n")
     assert tables(conn) == set(STATE_TABLES)
+    assert state.recorded_file(conn, "m") == ("0" * 64, "name: m\n")
+    state.forget_file(conn, "m")
+    assert state.recorded_file(conn, "m") is None
 
 
 def test_schemas_are_dropped_only_when_no_record_is_left(conn):

@@ -22,7 +22,9 @@ from ...db import MARK_TOOL_WRITE
 from ...identifiers import TableName
 
 # SET LOCAL: the setting ends with the action's own transaction (actions are transactional).
-QUIET = "SET LOCAL session_replication_role = replica;\n"
+# The tool's sync triggers are ENABLE ALWAYS (they fire in replica mode, for backfill batches):
+# the tool-write mark makes them skip a restore, as replica mode alone did before.
+QUIET = f"SET LOCAL session_replication_role = replica;\n{MARK_TOOL_WRITE};\n"
 
 
 def restore_columns(

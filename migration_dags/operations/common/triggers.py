@@ -16,6 +16,7 @@ from ...actions import Action
 from ...identifiers import TableName, quote
 
 from ...state import STATE_SCHEMA as TOOL_SCHEMA  # defined once, in state
+from .user_triggers import enable_always
 
 
 def function_sql(trigger: str) -> str:
@@ -49,7 +50,8 @@ def row_trigger(
             f"trigger on {table}: {description}",
             f"CREATE OR REPLACE TRIGGER {quote(trigger)} BEFORE {events} ON {table.sql} "
             f"FOR EACH ROW {f'WHEN ({when}) ' if when else ''}"
-            f"EXECUTE FUNCTION {function_sql(trigger)}()",
+            f"EXECUTE FUNCTION {function_sql(trigger)}();\n"
+            f"{enable_always(table, trigger)}",  # fires on replica-mode backfill batches too
         ),
     ]
 
