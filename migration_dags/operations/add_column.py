@@ -39,7 +39,6 @@ from ..spec.types import (
 )
 from .common.user_triggers import UserTriggers
 from .base import (
-    RANGE_PLACEHOLDER,
     BackfillTask,
     Expression,
     OpContext,
@@ -48,6 +47,7 @@ from .base import (
     constraint_exists_sql,
 )
 from ..db import skip_writes_of
+from .common.fill import fill_column
 from .common.triggers import drop_row_trigger, row_expression, row_trigger
 
 
@@ -166,14 +166,8 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
     def backfill(self, ctx: OpContext) -> BackfillTask | None:
         if self.up is None:
             return None
-        pending = f"{self._col} IS DISTINCT FROM ({self.up})"
-        return BackfillTask(
-            f"fill {self.table}.{self.column} from its up expression",
-            self.table,
-            f"UPDATE {self.table.sql} SET {self._col} = ({self.up}) "
-            f"WHERE {RANGE_PLACEHOLDER} AND {pending}",
-            own_trigger=self._trigger, user_triggers=self.user_triggers,
-        )
+        return fill_column(f"fill {self.table}.{self.column} from its up expression", self.table,
+                           self.column, self.up, self._trigger, self.user_triggers)
 
     def complete(self, ctx: OpContext) -> list[Action]:
         actions: list[Action] = []

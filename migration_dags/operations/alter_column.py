@@ -40,7 +40,6 @@ from ..schema_model import SchemaModel
 from ..spec.types import ColumnDefault, Identifier, SpecModel, SqlExpression, SqlType, TableRef
 from .add_column import not_null_actions
 from .base import (
-    RANGE_PLACEHOLDER,
     BackfillTask,
     Expression,
     OpContext,
@@ -58,6 +57,7 @@ from ..state.saved_columns import (
     save_actions,
 )
 from .common.restore import QUIET
+from .common.fill import fill_column
 from .common.triggers import drop_row_trigger, function_sql
 from .common.user_triggers import UserTriggers, enable_always
 
@@ -271,13 +271,9 @@ $migration_dags$"""
         return f"{quote(self.shadow)} IS DISTINCT FROM ({self.up})"
 
     def backfill(self, ctx: OpContext) -> BackfillTask | None:
-        return BackfillTask(
+        return fill_column(
             f"fill {self.table}.{self.shadow} ({self.type_sql}) from {self.column} by up",
-            self.table,
-            f"UPDATE {self.table.sql} SET {quote(self.shadow)} = ({self.up}) "
-            f"WHERE {RANGE_PLACEHOLDER} AND {self._pending()}",
-            own_trigger=self._sync_trigger, user_triggers=self.user_triggers,
-        )
+            self.table, self.shadow, self.up, self._sync_trigger, self.user_triggers)
 
     def checks(self, ctx: OpContext) -> list[ParityCheck]:
         key = ctx.key_of(self.table)
