@@ -121,6 +121,8 @@ class MigrationEngine:
             if state.is_applied(conn, name, step):
                 return self._skip(step, "up", "already applied")
             self._require_earlier_steps(conn, step)
+            # a changed file stops before the step is recorded started: nothing ran
+            change = drift.check(conn, name, self.migration.file, "up", self.allow_changed)
             started = state.started_steps(conn, name).get(step)
             if started:
                 self.log(f"{step} up: resuming the run that stopped inside it")
@@ -128,7 +130,6 @@ class MigrationEngine:
             with conn.transaction():
                 state.mark_started(conn, name, step, self.run_id)
             checkpoint(f"{step} recorded started")
-            change = drift.check(conn, name, self.migration.file, "up", self.allow_changed)
             try:
                 report = impl.up(StepRun(self, conn, resuming=bool(started)), partition)
             except MigrationError as exc:
