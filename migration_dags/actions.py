@@ -1,4 +1,4 @@
-"""Actions: one SQL statement each, built by operations and run by `runtime.ActionRunner`.
+"""Actions: one SQL statement each, built by operations and run by `db.ActionRunner`.
 
 Operations never execute SQL themselves; they return actions, so `plan` can print every statement
 without touching the database, and the runner owns lock_timeout, retries and transactions.

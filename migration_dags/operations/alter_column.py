@@ -14,7 +14,7 @@ writing the old column gets the new one computed by `up`; a client writing only 
 (and not making it what `up` gives) gets the old one computed by `down`.  One function decides
 the direction once per row, so a value one direction computed is never taken for a client write
 by the other (no ping-pong between two triggers), and the trigger never writes with UPDATE, so
-it cannot recurse.  Its WHEN clause skips the tool's own bulk writes (runtime.TOOL_WRITE_SETTING).
+it cannot recurse.  Its WHEN clause skips the tool's own bulk writes (db.tool_writes.TOOL_WRITE_SETTING).
 backfill fills the shadow column in key-range batches.  complete: NOT NULL on the shadow column
 (when the column had it) through CHECK NOT VALID + VALIDATE + SET NOT NULL, each its own short
 step, then one short transaction under lock_timeout that drops the trigger and the old column,

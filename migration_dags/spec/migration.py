@@ -23,7 +23,7 @@ class MigrationSettings:
     batch_size: int = 2_000  # measured best under traffic (README, Benchmarks)
     partition_rows: int = 250_000
     batch_pause_ms: int = 0
-    # the backfill's throttle (throttle.py): step aside when clients waited this long on a batch
+    # the backfill's throttle (batches/throttle.py): step aside when clients waited this long on a batch
     # (0: never); pause while a transaction is older, or a replica lags more, than this (0: no limit)
     max_client_wait_ms: int = ThrottleSettings.max_client_wait_ms
     max_transaction_age_s: int = int(ThrottleSettings.max_transaction_age_s)
