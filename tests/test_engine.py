@@ -4,6 +4,7 @@ that undo themselves, bad input that changes nothing, and the rollback proof."""
 from __future__ import annotations
 
 import subprocess
+import time
 
 import psycopg
 import pytest
@@ -171,7 +172,13 @@ def test_concurrent_run_is_refused(conn, database_url, migrations_dir):
             engine.up("schema_change")
         assert "someone else's run" in str(info.value)
     finally:
+        pid = other.info.backend_pid
         other.close()
+    # the server ends the closed session's backend (and frees its lock) asynchronously
+    for _ in range(100):
+        if not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0]:
+            break
+        time.sleep(0.05)
     engine.up("schema_change")
 
 
