@@ -155,6 +155,8 @@ def test_a_failed_step_is_rolled_back_but_not_one_that_met_a_held_lock(
     with psycopg.connect(items_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
         assert not materialize(defs, instance, "add_ratio", "schema_change").success
+        pid = holder.info.backend_pid
+    wait_until_backend_ends(items_url, pid)  # it frees the lock asynchronously
     locked = tick(sensor, defs, instance, cursor)
     assert locked.run_requests == []
 
@@ -374,3 +376,14 @@ def test_under_a_running_daemon_a_failed_validation_is_rolled_back(
         rollback.run_id, f"sensor:{SENSOR_NAME}", "sensor")
     assert last["rollback"]["reason"] == "validation_failed"
     assert last["rollback"]["triggered_by_run"] == failed_run
+
+
+def wait_until_backend_ends(url: str, pid: int) -> None:
+    import time
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(100):
+            if not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                (pid,)).fetchone()[0]:
+                return
+            time.sleep(0.05)
