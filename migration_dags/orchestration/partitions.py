@@ -55,11 +55,14 @@ def planned_keys(engine: "MigrationEngine") -> list[str]:
         tasks = engine.backfill_tasks(engine.context(conn))
         planned_by = state.applied_steps(conn, name).get("schema_change", {}).get("run_id") or ""
         generation = f" @{planned_by[:6]}" if planned_by else ""
+        columns: dict[int, list[str]] = {}  # a task's key columns: read once, not per range
         labelled = []
         for key in keys:
             saved = state.read_range(conn, name, key)
-            columns = key_spec(conn, tasks[saved.task_index].range_table).columns
-            labelled.append(f"{key} {range_words(columns, saved.lower, saved.upper)}{generation}")
+            if saved.task_index not in columns:
+                columns[saved.task_index] = key_spec(conn, tasks[saved.task_index].range_table).columns
+            words = range_words(columns[saved.task_index], saved.lower, saved.upper)
+            labelled.append(f"{key} {words}{generation}")
         return labelled
 
 

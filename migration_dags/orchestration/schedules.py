@@ -143,7 +143,7 @@ def _backfill_requests(context: dg.ScheduleEvaluationContext, m: Migration) -> I
     keys = partitions.sync(context.instance, m.name, partitions.planned_keys(engine))
     with engine.connection("schedule") as conn:
         done = {k for k, finished, _rows in state.ranges_status(conn, m.name) if finished}
-    batch = _next_contiguous([k for k in keys], done, m.schedule.max_partitions_per_tick)
+    batch = _next_contiguous(keys, done, m.schedule.max_partitions_per_tick)
     if not batch:
         yield dg.SkipReason(f"{m.name}: no key range left to start")
         return
