@@ -64,3 +64,16 @@ def pg_dump() -> str:
     machine's may be 15: /usr/bin/pg_dump is not always the right one)."""
     with psycopg.connect(SERVER_URL) as conn:
         return client_program("pg_dump", server_major_version(conn))
+
+
+def as_postgres(command: list[str]) -> list[str]:
+    """`command` run as the postgres OS user when we are root (initdb and pg_ctl refuse root).
+    runuser lives in /usr/sbin, which a minimal PATH may leave out."""
+    if os.geteuid() != 0:
+        return command
+    import shutil
+
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    if runuser is None:
+        raise RuntimeError("running as root needs runuser (util-linux) to start a private server")
+    return [runuser, "-u", "postgres", "--", *command]

@@ -27,6 +27,7 @@ from batches.items import differences, migration_file, rows_done, seed_items
 from migration_dags.engine import MigrationEngine
 from migration_dags.spec import load_migration
 from migration_dags.state import STATE_SCHEMA
+from pg_server import as_postgres
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -78,7 +79,7 @@ def _rows_done(conn):
 
 # -- a private server --------------------------------------------------------------------------
 def _as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+    return as_postgres(cmd)
 
 
 def _free_port() -> int:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import psycopg
 
+from pg_server import as_postgres
+
 BIN = Path("/usr/lib/postgresql/15/bin")
 
 
@@ -61,5 +63,5 @@ class PrivateServer:
     def _run(self, *argv) -> None:
         command = [str(a) for a in argv]
         if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
+            command = as_postgres(command)
         subprocess.run(command, check=True, capture_output=True, cwd=self.folder)
