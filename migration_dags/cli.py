@@ -205,7 +205,8 @@ def cmd_up(options: GlobalOptions, name: str, retries: int, allow_changed: bool)
         _error(result.message)
         return result.exit_code
     if result.runs:
-        _progress(f"{name}: applied ({len(result.runs)} runs in the Dagster instance at "
+        runs = len({r.run_id for r in result.runs})
+        _progress(f"{name}: applied ({runs} run{'s' * (runs > 1)} in the Dagster instance at "
                   f"{os.environ['DAGSTER_HOME']})")
     return 0
 
