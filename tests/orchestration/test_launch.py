@@ -131,3 +131,11 @@ def test_rollbacks_for_asks_one_rollback_per_migration_with_a_failed_error_check
     ]
     assert requests[0].tags == {"reason": "validation_failed", "failed_checks": "parity,row_counts",
                                 "triggered_by_run": "r1"}
+
+
+def test_up_runs_the_steps_before_the_backfill_in_one_run_and_the_rest_in_another():
+    assert launch.run_groups(STEPS) == [["backup", "schema_change"],
+                                        ["backfill", "validation", "cutover"]]
+    assert launch.run_groups(STEPS[2:]) == [["backfill", "validation", "cutover"]]
+    assert launch.run_groups(STEPS[3:]) == [["validation", "cutover"]]
+    assert launch.run_groups(["schema_change"]) == [["schema_change"]]
