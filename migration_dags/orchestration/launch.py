@@ -1,11 +1,12 @@
 """Running a migration's steps from the CLI *through a Dagster instance*, so every CLI run is in
 the run history next to the runs launched from the UI.
 
-`run_up` runs one in-process run per step that is not applied yet (backup, schema_change,
-backfill, validation, cutover), each tagged migration/step/direction/actor/code_version. One run
-per step keeps the history readable (a run's `step` tag says what it did) and lets a failed step be
-retried alone. The backfill is one run over the whole partition range (its BackfillPolicy is single
-run): partitions are planned at schema_change, so they cannot be part of an earlier run.
+`run_up` runs the steps not applied yet (backup, schema_change, backfill, validation, cutover) as
+few in-process runs as Dagster allows (run_groups): the steps before the backfill, then the
+backfill over the whole partition range (its BackfillPolicy is single run) with the steps after it;
+partitions are planned at schema_change, so they cannot be part of an earlier run. Each run is
+tagged migration/step/direction/actor/code_version, its `step` tag naming its steps
+(`backup,schema_change`); a failed step is retried alone by the next `up`, which starts at it.
 
 A failed validation is not an error to raise: `run_up` asks rollback_policy what to do, runs the
 rollback job, and returns VALIDATION_FAILED_ROLLED_BACK (exit 3) or, if the rollback itself
