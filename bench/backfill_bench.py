@@ -13,10 +13,11 @@ every row, and index it.  The raw script:
     ALTER TABLE users ALTER COLUMN email_domain SET NOT NULL;
     CREATE INDEX CONCURRENTLY users_email_domain_idx ON users (email_domain);
 
-Ours: the CLI (`python -m migration_dags.cli up --complete`, a process of its own), all five steps, every run
-in one DAGSTER_HOME set up as migration-dags sets up a home it creates (settings.write_dagster_yaml)
-and opened once before the first timed run, as a user's home is after their first command (a
-brand-new home costs Dagster ~1-2 s more once, creating its SQLite files: printed apart).  Every measurement runs on a fresh copy of one template database, so no run inherits
+Ours: the CLI (`python -m migration_dags.cli up --complete`, a process of its own), all five
+steps, every run in one DAGSTER_HOME set up as migration-dags sets up a home it creates
+(settings.write_dagster_yaml) and opened once before the first timed run, as a user's home is
+after their first command (a brand-new home costs Dagster's SQLite setup once more: printed
+apart).  Every measurement runs on a fresh copy of one template database, so no run inherits
 another's dead rows.  Per size and run it prints one row: wall time of raw and ours, the fixed
 cost (the same `up` on a 1,000-row table) and ours less it, the backup and backfill steps' own
 seconds, clients' p50/p99/max idle, during raw and during ours, failed client transactions,

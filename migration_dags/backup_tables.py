@@ -4,9 +4,9 @@ A backup is taken in one REPEATABLE READ transaction, so the copy, its row count
 fingerprint describe the same snapshot of the source.  It is a full copy, or, for a table the
 migration only adds to (steps/backup.py says which), its key and one 64-bit hash per row
 (ROW_HASH, the data fingerprint's own row hash): enough for the proof to compare every row the
-application did not write, nothing a restore could put back, and there is nothing to put back.  A restore puts rows back by key: deletes
-rows the backup does not have, updates rows that differ, inserts rows that are missing; it never
-touches a row that already equals its backup, and it runs in one transaction.
+application did not write; there is nothing to put back.  A restore puts rows back by key:
+deletes rows the backup does not have, updates rows that differ, inserts rows that are missing;
+it never touches a row that already equals its backup, and it runs in one transaction.
 """
 
 from __future__ import annotations

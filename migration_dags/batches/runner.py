@@ -61,7 +61,8 @@ def batch_statement(
             "SELECT (SELECT count(*) FROM mdg_batch)")
     if next_end is None:
         return head
-    return f"{head}, mdg_next.* FROM (SELECT 1) AS mdg_one LEFT JOIN ({next_end}) AS mdg_next ON true"
+    return (f"{head}, mdg_next.* FROM (SELECT 1) AS mdg_one "
+            f"LEFT JOIN ({next_end}) AS mdg_next ON true")
 
 
 def make_durable(conn: psycopg.Connection, migration: str) -> None:
