@@ -80,6 +80,7 @@ class RawSql(Operation, kind="raw_sql", spec=RawSqlSpec):
 
     def apply(self, model: SchemaModel) -> None:
         dropped = {str(name) for name in self.drops}
+        model.dropped |= dropped
         for table in model.tables.values():
             for column, views in list(table.dependent_views.items()):
                 kept = [v for v in views if v not in dropped]
