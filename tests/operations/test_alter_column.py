@@ -12,7 +12,7 @@ import pytest
 
 from migration_dags.errors import NoPrimaryKeyError, SchemaValidationError, StepFailedError
 
-from .lifecycle import assert_unchanged_by, engine_for, run_lifecycle, run_sql
+from .lifecycle import assert_same, assert_unchanged_by, engine_for, run_lifecycle, run_sql, snapshot
 
 SETUP = """
 CREATE TABLE products (id int PRIMARY KEY, sku text NOT NULL, price text NOT NULL DEFAULT '0',
@@ -218,3 +218,30 @@ def test_plan_shows_every_step_before_anything_runs(conn, database_url, migratio
     assert "NOT VALID" in cutover and "VALIDATE CONSTRAINT" in cutover
     assert 'RENAME COLUMN "mdg_new__price" TO "price"' in cutover
     assert column(conn, "products", "mdg_new__price") is None  # the plan changed nothing
+
+
+def test_a_down_before_cutover_keeps_the_column_order_exactly(database_url, migrations_dir):
+    """Until cutover the original column stays in its place and the shadow column is the last;
+    rollback drops it: pg_dump prints the table exactly as before, column order included, and
+    the proof finds the schema equal (not merely "column order, as announced")."""
+    run_sql(database_url, SETUP)
+    engine = engine_for(database_url, migrations_dir, MIGRATION)
+    before = snapshot(database_url)
+    for step in ("backup", "schema_change", "backfill", "validation"):
+        engine.up(step)
+    for step in ("validation", "backfill", "schema_change"):
+        engine.down(step)
+    report = engine.down("backup")
+    assert_same(before, snapshot(database_url), "after a down from the expanded state")
+    assert report.extra["proof"]["public.products"]["schema_equal"] is True
+
+
+def test_a_down_after_cutover_moves_only_the_announced_column(database_url, migrations_dir):
+    run_sql(database_url, SETUP)
+    engine = engine_for(database_url, migrations_dir, MIGRATION)
+    for step in ("backup", "schema_change", "backfill", "validation", "cutover"):
+        engine.up(step)
+    for step in ("cutover", "validation", "backfill", "schema_change"):
+        engine.down(step)
+    proof = engine.down("backup").extra["proof"]["public.products"]
+    assert proof["differs_in"] == "column order: price now last (announced by plan)"
