@@ -197,48 +197,8 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
         ]
 
     def _refuse_what_drop_would_lose(self) -> Action:
-        reg, col = self.table.regclass_literal, literal(self.column)
-        return Action(
-            f"refuse {self.table}.{self.column} if dropping it would lose indexes or constraints",
-            f"""DO $guard$
-DECLARE
-  lost text;
-BEGIN
-  SELECT string_agg(what, ', ' ORDER BY what) INTO lost FROM (
-    SELECT 'identity' AS what FROM pg_attribute WHERE attrelid = to_regclass({reg})
-      AND attname = {col} AND attidentity <> ''
-    UNION ALL
-    SELECT 'generated expression' FROM pg_attribute WHERE attrelid = to_regclass({reg})
-      AND attname = {col} AND attgenerated <> ''
-    UNION ALL
-    SELECT CASE WHEN d.classid = 'pg_class'::regclass THEN 'index ' || d.objid::regclass::text
-                ELSE 'constraint ' || (SELECT conname FROM pg_constraint WHERE oid = d.objid) END
-    FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = to_regclass({reg})
-      AND a.attname = {col} AND d.classid IN ('pg_class'::regclass, 'pg_constraint'::regclass)
-      AND d.deptype IN ('a', 'n')
-      AND (d.classid <> 'pg_class'::regclass
-           OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid))
-      -- rebuilt on the new column (common/shadow_indexes.py): plain indexes and CHECKs of a
-      -- table that is not partitioned
-      AND NOT (EXISTS (SELECT 1 FROM pg_class t WHERE t.oid = d.refobjid AND t.relkind <> 'p')
-               AND (EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid
-                              AND NOT i.indisunique AND d.classid = 'pg_class'::regclass
-                              AND NOT EXISTS (SELECT 1 FROM pg_constraint k
-                                              WHERE k.conindid = i.indexrelid))
-                    OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.oid = d.objid
-                               AND d.classid = 'pg_constraint'::regclass AND k.contype = 'c')))
-  ) s;
-  IF lost IS NOT NULL THEN
-    RAISE EXCEPTION USING MESSAGE = format(
-      'alter_column: %s.%s has %s, which the cutover would drop with the old column; '
-      'drop them first (raw_sql) and re-create them after the cutover',
-      {literal(str(self.table))}, {col}, lost);
-  END IF;
-END $guard$""",
-            takes_lock=False,
-            only_if=negate(column_exists_sql(self.table, self.shadow)),
-        )
+        return rebuilt.refuse_what_drop_would_lose(
+            self.table, self.column, only_if=negate(column_exists_sql(self.table, self.shadow)))
 
     def _declares(self, ctx: OpContext, exclude: set[str]) -> str:
         """Every column of the row as a variable of its name (pgroll's way), so `up` and `down`

@@ -169,3 +169,52 @@ def check_parity(table: TableName, column: str, shadow: str, dependents: tuple[D
             f"SELECT ({sample})::text FROM {table.sql} WHERE {broken} LIMIT 20",
         ))
     return checks
+
+
+def refuse_what_drop_would_lose(table: TableName, column: str, only_if: str) -> Action:
+    """start's first action: fail, before any change, when dropping the old column at cutover
+    would lose something not rebuilt on the new one (identity, a generated expression, a unique
+    index, a unique, exclusion or foreign key constraint, anything of a partitioned table):
+    validate refuses these by name already; this catches what was made since."""
+    reg, col = table.regclass_literal, literal(column)
+    return Action(
+        f"refuse {table}.{column} if dropping it would lose indexes or constraints",
+        f"""DO $guard$
+DECLARE
+  lost text;
+BEGIN
+  SELECT string_agg(what, ', ' ORDER BY what) INTO lost FROM (
+    SELECT 'identity' AS what FROM pg_attribute WHERE attrelid = to_regclass({reg})
+      AND attname = {col} AND attidentity <> ''
+    UNION ALL
+    SELECT 'generated expression' FROM pg_attribute WHERE attrelid = to_regclass({reg})
+      AND attname = {col} AND attgenerated <> ''
+    UNION ALL
+    SELECT CASE WHEN d.classid = 'pg_class'::regclass THEN 'index ' || d.objid::regclass::text
+            ELSE 'constraint ' || (SELECT conname FROM pg_constraint WHERE oid = d.objid) END
+    FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = to_regclass({reg})
+      AND a.attname = {col} AND d.classid IN ('pg_class'::regclass, 'pg_constraint'::regclass)
+      AND d.deptype IN ('a', 'n')
+      AND (d.classid <> 'pg_class'::regclass
+       OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid))
+      -- rebuilt on the new column (common/shadow_indexes.py): plain indexes and CHECKs of a
+      -- table that is not partitioned
+      AND NOT (EXISTS (SELECT 1 FROM pg_class t WHERE t.oid = d.refobjid AND t.relkind <> 'p')
+           AND (EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid
+                          AND NOT i.indisunique AND d.classid = 'pg_class'::regclass
+                          AND NOT EXISTS (SELECT 1 FROM pg_constraint k
+                                          WHERE k.conindid = i.indexrelid))
+                OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.oid = d.objid
+                           AND d.classid = 'pg_constraint'::regclass AND k.contype = 'c')))
+  ) s;
+  IF lost IS NOT NULL THEN
+    RAISE EXCEPTION USING MESSAGE = format(
+      'alter_column: %s.%s has %s, which the cutover would drop with the old column; '
+      'drop them first (raw_sql) and re-create them after the cutover',
+      {literal(str(table))}, {col}, lost);
+  END IF;
+END $guard$""",
+        takes_lock=False,
+        only_if=only_if,
+    )
