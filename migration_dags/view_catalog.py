@@ -26,11 +26,12 @@ from .identifiers import TableName, literal
 
 
 def tool_owned_schemas_condition(schema_sql: str) -> str:
-    """A condition on a view's schema name: true for views the user owns. Views in the tool's own
-    schemas are not carried over or fingerprinted as the user's. Today that is every schema; the
-    versioned views of expand/contract (`<schema>_<migration>`, registered in the tool's state)
-    are the ones to exclude here."""
-    return "TRUE"
+    """A condition on a view's schema name: true for views the user owns. The version schemas of
+    expand/contract (`<schema>_<migration>`, expand/version_schema.py) are the tool's: their views
+    are neither carried over by alter_column nor part of a table's fingerprint."""
+    from .expand.version_schema import tool_view_schemas_sql
+
+    return f"{schema_sql} NOT IN ({tool_view_schemas_sql()})"
 
 
 def dependent_views_sql(table: TableName, column: str | None) -> str:
