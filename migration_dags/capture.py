@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from .backup_tables import ROW_HASH, hashes_only
 from .db import MARK_TOOL_WRITE
 from .fingerprint import (
-    column_names, compare_schema, data_fingerprint, schema_fingerprint, table_exists,
+    column_names, compare_schema, data_fingerprint, hashed_fingerprint, schema_fingerprint,
+    table_exists,
 )
 from .identifiers import literal, quote
 from .state import BackupRecord
@@ -116,10 +118,14 @@ def _prove_captured(conn: psycopg.Connection, rec: BackupRecord,
     difference, noted = _schema_difference(conn, rec, order_may_differ)
     if difference is not None:
         return Proof({"schema_equal": False}, difference)
-    columns = column_names(conn, bak)
     kept = untouched(cap, keys, "t")
+    if hashes_only(conn, rec):  # the schema is the same: so are the columns that were hashed
+        columns = column_names(conn, src)
+        _n, fp_backup = hashed_fingerprint(conn, bak, where=kept, column=ROW_HASH)
+    else:
+        columns = column_names(conn, bak)
+        _n, fp_backup = data_fingerprint(conn, bak, columns, where=kept)
     _n, fp_now = data_fingerprint(conn, src, columns, where=kept)
-    _n, fp_backup = data_fingerprint(conn, bak, columns, where=kept)
     shown = "ROW(" + ", ".join(f"w.{quote(k)}" for k in keys) + ")::text"
     in_src = f"EXISTS (SELECT 1 FROM {src.sql} AS s WHERE {key_match(keys, 's', 'w')})"
     lost = _keys(conn, f"SELECT {shown} FROM {cap.sql} AS w WHERE w.op <> 'D' AND NOT {in_src}")

@@ -33,15 +33,33 @@ def column_names(conn: psycopg.Connection, table: TableName) -> list[str]:
     return [r[0] for r in rows]
 
 
+def row_hash_sql(columns: list[str], alias: str = "t") -> str:
+    """One row's 64-bit hash over `columns` taken in name order (the data fingerprint sums them)."""
+    columns = sorted(columns)
+    row_expr = ("ROW(" + ", ".join(f"{alias}.{quote(c)}" for c in columns) + ")::text"
+                if columns else "''")
+    return f"hashtextextended({row_expr}, 0)"
+
+
 def data_fingerprint(
     conn: psycopg.Connection, table: TableName, columns: list[str] | None = None, where: str = "TRUE"
 ) -> tuple[int, str]:
     """(row count, fingerprint) of `table`, over `columns` (default: all, in name order)."""
-    columns = sorted(columns if columns is not None else column_names(conn, table))
-    row_expr = "ROW(" + ", ".join(f"t.{quote(c)}" for c in columns) + ")::text" if columns else "''"
+    columns = columns if columns is not None else column_names(conn, table)
     count, total = conn.execute(
-        f"SELECT count(*), coalesce(sum(hashtextextended({row_expr}, 0)), 0) "
+        f"SELECT count(*), coalesce(sum({row_hash_sql(columns)}), 0) "
         f"FROM {table.sql} AS t WHERE {where}"
+    ).fetchone()
+    return int(count), f"{int(count)}:{total}"
+
+
+def hashed_fingerprint(
+    conn: psycopg.Connection, table: TableName, where: str = "TRUE", column: str = "mdg__row_hash"
+) -> tuple[int, str]:
+    """data_fingerprint of the rows whose hashes `table` holds (a hashes-only backup), without
+    the rows themselves: the same figures for the same rows."""
+    count, total = conn.execute(
+        f"SELECT count(*), coalesce(sum(t.{quote(column)}), 0) FROM {table.sql} AS t WHERE {where}"
     ).fetchone()
     return int(count), f"{int(count)}:{total}"
 

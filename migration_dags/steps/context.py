@@ -6,6 +6,7 @@ from __future__ import annotations
 import psycopg
 
 from .. import state
+from ..backup_tables import hashes_only
 from ..fingerprint import column_names
 from ..identifiers import TableName
 from ..operations.base import OpContext
@@ -57,6 +58,8 @@ def live_op_context(conn: psycopg.Connection, migration: Migration) -> OpContext
     backups: dict[TableName, TableName] = {}
     backup_columns: dict[TableName, list[str]] = {}
     for rec in state.backups(conn, migration.name):
+        if hashes_only(conn, rec):  # no rows to restore from: no operation's undo may use it
+            continue
         backups[rec.source] = rec.backup
         if not keys.get(rec.source):  # the table is gone, or lost its key: the backup's
             keys[rec.source] = rec.key_columns
