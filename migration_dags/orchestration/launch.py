@@ -4,8 +4,8 @@ the run history next to the runs launched from the UI.
 `run_up` runs one in-process run per step that is not applied yet (backup, schema_change,
 backfill, validation, cutover), each tagged migration/step/direction/actor/code_version. One run
 per step keeps the history readable (a run's `step` tag says what it did) and lets a failed step be
-retried alone. The backfill is one run over the whole partition range (its BackfillPolicy is single
-run): partitions are planned at schema_change, so they cannot be part of an earlier run.
+retried alone. The backfill is one run of the `backfill` asset, which runs every key range not
+done yet (and records each as a partition of the key-range asset).
 
 A failed validation is not an error to raise: `run_up` asks rollback_policy what to do, runs the
 rollback job, and returns VALIDATION_FAILED_ROLLED_BACK (exit 3) or, if the rollback itself
@@ -28,8 +28,6 @@ from enum import Enum
 from typing import Any, Callable, Iterator
 
 import dagster as dg
-# Not re-exported by `dagster`; the tags a single-run backfill of a partition range is launched with.
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from .. import settings
 from ..db import command_lock
@@ -168,9 +166,8 @@ class Launcher:
     def _run_step(self, step: str, run_id: str) -> StepRun:
         tags = {**self.tags, "step": step, "direction": "up"}
         if step == "backfill":
+            # one run of `backfill`: every key range not done yet
             keys = partitions.sync(self.instance, self.name, partitions.planned_keys(self.engine))
-            tags[ASSET_PARTITION_RANGE_START_TAG] = keys[0]
-            tags[ASSET_PARTITION_RANGE_END_TAG] = keys[-1]
             self.progress(f"{self.name}: backfill up: run {run_id[:8]}, {len(keys)} partitions")
         else:
             self.progress(f"{self.name}: {step} up: run {run_id[:8]}")
@@ -269,11 +266,17 @@ class Launcher:
         return merged
 
     def _observations(self, run_id: str) -> list[StepRun]:
+        """The rollback's steps in order: a materialization (status rolled_back) per step whose
+        down ran, an observation per step with nothing to undo (jobs.record_rolled_back)."""
+        records = sorted(self._records(run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
+                         + self._records(run_id, dg.DagsterEventType.ASSET_OBSERVATION),
+                         key=lambda r: r.storage_id)
         runs = []
-        for record in self._records(run_id, dg.DagsterEventType.ASSET_OBSERVATION):
-            observation = record.event_log_entry.dagster_event.event_specific_data.asset_observation
-            metadata = {k: v.value for k, v in observation.metadata.items()}
-            runs.append(StepRun(observation.asset_key.path[-1], "down", run_id, metadata))
+        for record in records:
+            data = record.event_log_entry.dagster_event.event_specific_data
+            event = getattr(data, "materialization", None) or data.asset_observation
+            metadata = {k: v.value for k, v in event.metadata.items()}
+            runs.append(StepRun(event.asset_key.path[-1], "down", run_id, metadata))
         return runs
 
 
