@@ -33,14 +33,13 @@ from ..run_tags import allows_changed
 from ..spec import Migration
 from ..steps import STEP_TYPES, STEPS
 from . import checks, partitions
-from .key_ranges import keys_not_done, record_backfill_done, refuse_after_window, run_key_ranges
+from .key_ranges import keys_not_done, record_backfill_done, run_key_ranges
 from .metadata import backfill_metadata, step_metadata
 from .resources import MigrationDatabase
 from .tagging import RANGES_STEP, tag_run
 
 # one description per step, from the step's own module
 _DESCRIPTIONS = {name: step.description for name, step in STEP_TYPES.items()}
-__all__ = ["build_migration_assets", "step_key", "ranges_group", "refuse_after_window"]
 
 
 def step_key(migration: str, step: str) -> dg.AssetKey:

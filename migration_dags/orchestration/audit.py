@@ -16,8 +16,9 @@ One entry per run, oldest first:
     rollback  for a rollback run: reason, failed checks or step, the run that triggered it
     error     the first error of a failed run, one line
 
-Runs of other jobs in the same instance are left out; a UI run carries no migration tag, so its
-migration is read from its asset selection or the assets it materialized.
+Runs of other jobs in the same instance are left out. A UI run gets our tags when its first step
+starts (tagging.py); one that failed before that has none, so its migration is read from its asset
+selection or the assets it materialized.
 """
 
 from __future__ import annotations
