@@ -51,10 +51,12 @@ def scheduled(migrations_dir, now: datetime, auto_complete: bool = True) -> str:
 
 def tick(defs: dg.Definitions, name: str, instance, url: str, when: datetime):
     schedule = defs.get_schedule_def(name)
-    context = dg.build_schedule_context(
+    # as a context manager: what the context entered (its logger, the instance's defs-state
+    # storage) is closed again, or a later test sees a disposed instance
+    with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when,
-        resources={RESOURCE_KEY: MigrationDatabase(database_url=url)})
-    return schedule.evaluate_tick(context)
+        resources={RESOURCE_KEY: MigrationDatabase(database_url=url)}) as context:
+        return schedule.evaluate_tick(context)
 
 
 def test_schedules_backfill_only_inside_the_window_then_complete(items_url, migrations_dir, instance):
