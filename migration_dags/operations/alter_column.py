@@ -7,6 +7,8 @@
         up: "replace(price, ',', '.')::numeric(10,2)"   # old -> new, SQL over the row
         down: "price::text"                  # new -> old; here `price` is the new-type value
         default: "0"                         # the default in the new type; needed if it has one
+        unique: true                         # optional: a unique index on the new column
+        shadow: price_new                    # optional: the new column's name until the swap
 
 start records the column's definition (saved_columns.py), adds a shadow column of the new type
 and one BEFORE INSERT OR UPDATE trigger keeping old and new in step for live writes: a client
@@ -23,6 +25,12 @@ rollback drops trigger, function and shadow column.  uncomplete re-adds the old
 column (type, collation), fills it from the pre-migration backup (rows changed since then, or
 inserted, get `down`), and swaps back in one short transaction, re-creating the start trigger.
 
+With `unique: true`, the validation step first checks that no two rows share a new value, naming
+each colliding value and the keys of its rows, and complete builds a unique index
+(`<table>_<column>_key`) on the shadow column CONCURRENTLY after NOT NULL and before the swap, so
+the column swapped in is already unique (common/unique_values.py); uncomplete drops it. This is the
+four-phase column swap: add the new column (start), backfill it, NOT NULL + unique index, swap.
+
 Refused: views reading the column (at validate), key columns, serial columns, and (when start
 runs, before any change) identity or generated columns and columns with indexes or constraints,
 which DROP COLUMN would silently take with it.
@@ -37,7 +45,7 @@ from ..errors import SchemaValidationError
 from ..identifiers import TableName, literal, quote, short_name
 from ..db import skip_writes_of
 from ..schema_model import SchemaModel
-from ..spec.types import ColumnDefault, Identifier, SpecModel, SqlExpression, SqlType, TableRef
+from ..spec.types import ColumnDefault, Flag, Identifier, SpecModel, SqlExpression, SqlType, TableRef
 from .add_column import not_null_actions
 from .base import (
     BackfillTask,
@@ -59,6 +67,7 @@ from ..state.saved_columns import (
 from .common.restore import QUIET
 from .common.fill import fill_column
 from .common.triggers import drop_row_trigger, function_sql
+from .common.unique_values import build_unique_index, drop_unique_index, duplicates_check
 from .common.user_triggers import UserTriggers, enable_always
 
 
@@ -88,6 +97,11 @@ class AlterColumnSpec(SpecModel):
     user_triggers: UserTriggers = "skip"
     """Whether the table's user triggers fire on the batches filling the new column: skip (the
     default: batches run with session_replication_role = replica) or fire."""
+    unique: Flag = False
+    """true: no two rows may share a new value (checked at validation, naming the keys); a unique
+    index on the new column is built concurrently at cutover, before the swap."""
+    shadow: Identifier | None = None
+    """The new column's name until the swap (default mdg_new__<column>)."""
 
 
 class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
@@ -99,6 +113,8 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
         self.down: str = spec.down
         self.default: str | None = spec.default
         self.user_triggers: str = spec.user_triggers
+        self.unique: bool = spec.unique
+        self._shadow: str | None = spec.shadow
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -116,7 +132,11 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
     # -- names -----------------------------------------------------------------------------------
     @property
     def shadow(self) -> str:
-        return short_name("mdg_new", self.column)
+        return self._shadow or short_name("mdg_new", self.column)
+
+    @property
+    def unique_index(self) -> str:
+        return short_name(f"{self.table.name}_{self.column}_key")
 
     @property
     def old_copy(self) -> str:
@@ -151,6 +171,10 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
             raise SchemaValidationError(
                 self.where, f"table {self.table} already has a column {self.shadow!r}, the name "
                 "alter_column needs for the new column; rename it first")
+        if self.unique and (self.table.schema, self.unique_index) in model.relations:
+            raise SchemaValidationError(
+                self.where, f"schema {self.table.schema} already has a relation named "
+                f"{self.unique_index!r}, the name of the unique index unique: true builds")
         # for `plan` before start has saved the definition (complete reads the saved one)
         self._not_null_hint = not column.nullable
 
@@ -158,6 +182,9 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
         column = model.tables[self.table].columns[self.column]
         column.type_sql = self.type_sql
         column.default_sql = self.default
+        if self.unique:
+            model.tables[self.table].indexes.add(self.unique_index)
+            model.relations.add((self.table.schema, self.unique_index))
 
     # -- start / rollback ---------------------------------------------------------------------------
     def start(self, ctx: OpContext) -> list[Action]:
@@ -285,6 +312,11 @@ $migration_dags$"""
             f"SELECT count(*) FROM {t} WHERE {self._pending()}",
             f"SELECT ({sample})::text FROM {t} WHERE {self._pending()} LIMIT 20",
         )]
+        if self.unique:
+            checks.append(duplicates_check(
+                self.table, self.shadow, key, f"{self.table.name}.{self.column}.unique",
+                f"no two rows of {self.table} share a {self.shadow} (the unique index cutover "
+                "builds before the swap)"))
         return checks
 
     # -- complete / uncomplete ----------------------------------------------------------------------
@@ -296,6 +328,8 @@ $migration_dags$"""
         shadow_there = column_exists_sql(self.table, self.shadow)
         before_swap = [replace(a, only_if=all_of(shadow_there, a.only_if) if a.only_if
                                else shadow_there) for a in before_swap]
+        if self.unique:
+            before_swap += build_unique_index(self.table, self.unique_index, self.shadow, shadow_there)
         # The default goes on with the swap: on the shadow column before it, an old client's
         # insert would carry it and look like a new client's write.
         default = ""
@@ -321,7 +355,8 @@ $migration_dags$"""
         saved = ctx.saved_columns.get((self.table, self.column))
         if saved is None:
             return []
-        return [*self._unswap(ctx, saved), *self._undo_before_swap()]
+        unique = [drop_unique_index(self.table, self.unique_index)] if self.unique else []
+        return [*self._unswap(ctx, saved), *self._undo_before_swap(), *unique]
 
     def _undo_before_swap(self) -> list[Action]:
         """What complete did to the shadow column before the swap, when it failed there (after
