@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import settings
 from .db import display_url, libpq_url
+from .demo_data import seed, seed_users  # noqa: F401  (seed_users: the tests' users table)
 from .identifiers import quote
 
 DEMO_DB = "migration_dags_demo"
@@ -79,28 +80,6 @@ def fresh_demo_database(server_url: str) -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {quote(DEMO_DB)} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {quote(DEMO_DB)}")
     return with_database(server_url, DEMO_DB)
-
-
-def seed_users(url: str, rows: int) -> float:
-    started = time.monotonic()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            """CREATE TABLE users (
-                   id bigserial PRIMARY KEY,
-                   email text NOT NULL UNIQUE,
-                   full_name text,
-                   created_at timestamptz NOT NULL DEFAULT now())"""
-        )
-        conn.execute(
-            """INSERT INTO users (email, full_name, created_at)
-               SELECT 'user' || g || '@example.com',
-                      CASE WHEN g %% 10 = 0 THEN NULL ELSE 'User ' || g END,
-                      now() - (g %% 90) * interval '1 day' - (g %% 997) * interval '1 minute'
-               FROM generate_series(1, %s) g""",
-            (rows,),
-        )
-        conn.execute("ANALYZE users")
-    return time.monotonic() - started
 
 
 def snapshot(url: str) -> tuple:
