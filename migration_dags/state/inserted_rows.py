@@ -16,7 +16,7 @@ from .schema import INSERTED_ROWS
 
 INSERTED_ROWS_DDL = f"""CREATE TABLE IF NOT EXISTS {INSERTED_ROWS} (
     migration text NOT NULL,
-    operation int NOT NULL,
+    operation bigint NOT NULL,     -- the operation's index in the file
     table_schema text NOT NULL,
     table_name text NOT NULL,
     key jsonb NOT NULL,               -- {{column: value}} of the row's key columns
