@@ -21,12 +21,16 @@ start, in one transaction:
   unique key an application row took in between), and records the keys it inserted in
   migration_dags.inserted_rows in the same statement (state/inserted_rows.py).
 A row already there with the same values is left alone and not recorded; with on_conflict: keep,
-so is a row there with other values (the existing row wins).
+so is a row there with other values (the existing row wins). Its inserts and deletes are the
+tool's writes, not the application's (change capture does not record them): into a table that
+existed before, the row count grows, so set validation.row_count: grows.
 
 rollback deletes exactly the recorded rows (by key), then forgets them: rows that existed before
-the migration, or that the application inserted first, are never deleted. A recorded row the
-application changed since is still deleted (it is one of ours); a row another table references
-makes the delete fail loudly, or cascade, as that foreign key says.
+the migration, or that the application inserted first, are never deleted. On a table that existed
+before (backed up, its writes captured: state/capture.py), a recorded row the application wrote
+since is kept too, with what it wrote, as every application write is; on a table this migration
+created, the rollback drops the table anyway. A row another table references makes the delete
+fail loudly, or cascade, as that foreign key says.
 
 The validation step checks that every declared row is there with its declared values (with keep:
 that its key is there), and names the keys that are not.
@@ -40,12 +44,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, model_validator
 
 from ..actions import Action
+from ..db import MARK_TOOL_WRITE
 from ..errors import ColumnDoesNotExistError
 from ..identifiers import TableName, literal, quote
 from ..schema_model import SchemaModel
 from ..spec.problems import describe, problem
 from ..spec.types import Names, SpecModel, TableRef
 from ..state import inserted_rows as record
+from ..state.capture import capture_table
 from .base import OpContext, Operation, ParityCheck
 
 JsonValue = Any
@@ -170,7 +176,8 @@ class InsertRows(Operation, kind="insert_rows", spec=InsertRowsSpec):
         return [
             record.create_action(),
             Action(f"insert {len(self.rows)} declared rows into {self.table} (those not there "
-                   "yet; their keys recorded for the undo)", ";\n".join(statements)),
+                   "yet; their keys recorded for the undo)",
+                   ";\n".join([MARK_TOOL_WRITE, *statements])),
         ]
 
     def _refuse_conflicts_sql(self) -> str:
@@ -190,12 +197,19 @@ class InsertRows(Operation, kind="insert_rows", spec=InsertRowsSpec):
 
     def rollback(self, ctx: OpContext) -> list[Action]:
         where = record.where_sql(ctx.migration, self.index, "r")
+        lock, kept = "", ""
+        backup, keys = ctx.backups.get(self.table), ctx.key_of(self.table)
+        if backup is not None and keys:  # change capture runs: keep what the application wrote
+            written = " AND ".join(f"w.{quote(k)} = t.{quote(k)}" for k in keys)
+            lock = f"LOCK TABLE {self.table.sql} IN SHARE ROW EXCLUSIVE MODE;\n"
+            kept = f"\n  AND NOT EXISTS (SELECT 1 FROM {capture_table(backup).sql} AS w WHERE {written})"
         return [
             Action(
                 f"delete the declared rows insert_rows inserted into {self.table} (and only those)",
+                f"{MARK_TOOL_WRITE};\n{lock}"
                 f"DELETE FROM {self.table.sql} AS t USING {record.INSERTED_ROWS} AS r,\n"
                 f"  LATERAL jsonb_populate_record(NULL::{self.table.sql}, r.key) AS k\n"
-                f"WHERE {where} AND {self._key_match('t', 'k')}",
+                f"WHERE {where} AND {self._key_match('t', 'k')}{kept}",
                 only_if=f"SELECT to_regclass({self.table.regclass_literal}) IS NOT NULL "
                         f"AND to_regclass({literal(record.INSERTED_ROWS)}) IS NOT NULL",
             ),

@@ -88,7 +88,7 @@ def test_undo_deletes_only_the_rows_it_inserted(database_url, migrations_dir):
               - {name: admin, description: Everything}
               - {name: user, description: Works here}
               - {name: guest, tags: [read, "o'dd"], settings: {level: 1, nested: {a: [1, null]}}}
-    """, "tables: [roles]"), ROLES, after_up=after_up)
+    """, "validation: {row_count: grows}"), ROLES, after_up=after_up)
 
 
 def test_a_declared_row_there_with_other_values_is_refused_and_nothing_changes(database_url, migrations_dir):
@@ -120,23 +120,38 @@ def test_on_conflict_keep_leaves_the_existing_row_and_keeps_it_on_undo(database_
             rows:
               - {name: admin, description: Only some things}
               - {name: user}
-    """), ROLES, after_up=after_up)
+    """, "validation: {row_count: grows}"), ROLES, after_up=after_up)
 
 
-def test_validation_names_a_declared_row_changed_after_start(database_url, migrations_dir):
+def test_validation_names_a_declared_row_the_application_changed_and_down_keeps_it(database_url, migrations_dir):
     run_sql(database_url, ROLES)
     engine = engine_for(database_url, migrations_dir, migration("changed", """
         - insert_rows: {table: roles, key: [name], rows: [{name: user, description: Works}]}
-    """))
+    """, "validation: {row_count: grows}"))
     for step in ("backup", "schema_change", "backfill"):
         engine.up(step)
     run_sql(database_url, "UPDATE roles SET description = 'changed' WHERE name = 'user'")
     with pytest.raises(ValidationFailedError) as caught:
         engine.up("validation")
     assert "roles.insert_rows_0.present" in str(caught.value) and "name=user" in str(caught.value)
-    down_all(engine)
+    down_all(engine)  # the application wrote that row: it stays as written, like every write
     with psycopg.connect(database_url) as conn:
-        assert [r[0] for r in _roles(conn)] == ["admin", "auditor"]
+        assert [r[:2] for r in _roles(conn)] == [
+            ("admin", "Everything"), ("auditor", "Reads the logs"), ("user", "changed")]
+
+
+def test_its_rows_are_the_tools_writes_not_the_applications(database_url, migrations_dir):
+    """Change capture does not record them, so an exact row count sees the table grow."""
+    run_sql(database_url, ROLES)
+    engine = engine_for(database_url, migrations_dir, migration("grow", """
+        - insert_rows: {table: roles, key: [name], rows: [{name: user}]}
+    """))
+    for step in ("backup", "schema_change", "backfill"):
+        engine.up(step)
+    with pytest.raises(ValidationFailedError) as caught:
+        engine.up("validation")
+    assert "roles.row_count (observed 3)" in str(caught.value)
+    down_all(engine)
 
 
 def test_unknown_column_is_refused_before_anything_runs(database_url, migrations_dir):
