@@ -1,6 +1,7 @@
 """The README's demo: a fresh `migration_dags_demo` database with 100,000 users and 100,000
 old_table rows (NULLs and odd values), then every shipped migration through the CLI in depends_on
-order: one of them (swap_user_email) fails validation first on a duplicate the "application"
+order, each `up` (expand: both shapes work, a new release may read the version schema) and then
+`complete` (contract): one of them (swap_user_email) fails validation first on a duplicate the "application"
 wrote, rolls itself back and is proven identical to before, and passes once the data is fixed;
 then the last one comes down again (proof: identical to before its up), and the audit log.
 
@@ -104,8 +105,6 @@ def snapshot(url: str) -> tuple:
     return tuple(found)
 
 
-# `up` runs every step; once up stops at the expanded state (issue 15) this becomes up --complete
-UP = ["up"]
 
 
 class Demo:
@@ -123,8 +122,9 @@ class Demo:
         return code
 
     def up(self, name: str) -> bool:
-        """One migration up; for a scenario that must fail first: the failure, the proof that it
-        rolled back, the fix, and the second up."""
+        """One migration up (expand: it stops at the expanded state), what a new release sees
+        then, and complete (contract); for a scenario that must fail first: the failure, the proof
+        that it rolled back, the fix, and the second up."""
         from .demo_scenarios import SCENARIOS, Scenario
 
         scenario = SCENARIOS.get(name) or Scenario(lambda _url: "applied")
@@ -132,14 +132,18 @@ class Demo:
             print(f"\n== {scenario.prepare(self.url)}", flush=True)
         if scenario.fix is not None:
             before = snapshot(self.url)
-            if self.run(*UP, name, title="fails validation, rolls back", expect=3) != 3:
+            if self.run("up", name, title="fails validation, rolls back", expect=3) != 3:
                 return False
             same = snapshot(self.url) == before
             print(f"   rolled back; every table identical to before that up: {'yes' if same else 'NO'}")
             if not same:
                 return False
             print(f"\n== {scenario.fix(self.url)}", flush=True)
-        if self.run(*UP, name) != 0:
+        if self.run("up", name, title="expand: both shapes work; stops before cutover") != 0:
+            return False
+        if scenario.expanded is not None:
+            print(f"   {scenario.expanded(self.url, name)}", flush=True)
+        if self.run("complete", name, title="contract, once no old-shape write was seen") != 0:
             return False
         print(f"   {scenario.shows(self.url)}", flush=True)
         return True

@@ -1,5 +1,6 @@
-"""What the demo says and does around each shipped migration's `up`: a line read from the database
-after it, and for the one that must fail first, what the "application" wrote before and the fix.
+"""What the demo says and does around each shipped migration's `up` and `complete`: what a new
+release sees while it is expanded, a line read from the database once complete, and for the one
+that must fail first, what the "application" wrote before and the fix.
 
 A migration the demo does not know here still runs (its up is printed as is). To add one (the
 cross-database copy, say), add an entry: `prepare` runs before its first up (create its source,
@@ -14,6 +15,7 @@ from typing import Callable
 import psycopg
 
 from .demo_data import duplicate_email
+from .expand.version_schema import version_schema_name
 
 Url = str
 
@@ -22,6 +24,9 @@ Url = str
 class Scenario:
     shows: Callable[[Url], str]
     prepare: Callable[[Url], str] | None = None
+    # while expanded (after up, before complete): what a new release sees through the version
+    # schema; given the URL and the migration's name
+    expanded: Callable[[Url, str], str] | None = None
     # the first up is expected to fail validation (exit 3) and roll itself back; fix makes the
     # second up pass and says what it changed
     fix: Callable[[Url], str] | None = None
@@ -30,6 +35,30 @@ class Scenario:
 def _one(url: Url, sql: str) -> tuple:
     with psycopg.connect(url) as conn:
         return conn.execute(sql).fetchone()
+
+
+def _new_release(url: Url, name: str) -> psycopg.Connection:
+    schema = version_schema_name("public", name)
+    return psycopg.connect(url, options=f"-c search_path={schema},public")
+
+
+def _swap_expanded(url: Url, name: str) -> str:
+    old = _one(url, "SELECT email FROM users WHERE id = 7")[0]
+    with _new_release(url, name) as conn:
+        new = conn.execute("SELECT email FROM users WHERE id = 7").fetchone()[0]
+    return (f"user 7: the old release reads email {old!r} in public; a new release with "
+            f"{version_schema_name('public', name)} first on its search_path reads {new!r} "
+            "(email_new, under the name email)")
+
+
+def _verification_expanded(url: Url, name: str) -> str:
+    with _new_release(url, name) as conn:
+        # a write that leaves the data as it was
+        key, verified = conn.execute(
+            "UPDATE users SET email_verified = email_verified WHERE id = (SELECT min(id) FROM "
+            "users) RETURNING id, email_verified").fetchone()
+    return (f"a new release updated user {key} through the new shape (email_verified = "
+            f"{verified}) while the old release keeps using public")
 
 
 def _swap_shows(url: Url) -> str:
@@ -78,9 +107,10 @@ def _old_table_shows(url: Url) -> str:
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "swap_user_email": Scenario(_swap_shows, prepare=_swap_prepare, fix=_swap_fix),
+    "swap_user_email": Scenario(_swap_shows, prepare=_swap_prepare, expanded=_swap_expanded,
+                                fix=_swap_fix),
     "add_user_preferences": Scenario(_preferences_shows),
-    "add_email_verification": Scenario(_verification_shows),
+    "add_email_verification": Scenario(_verification_shows, expanded=_verification_expanded),
     "add_user_roles": Scenario(_roles_shows),
     "migrate_old_table": Scenario(_old_table_shows),
     # copy_cross_database (scenario 6): its entry goes here (prepare: the source database and

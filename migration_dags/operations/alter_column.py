@@ -45,6 +45,7 @@ from ..errors import SchemaValidationError
 from ..identifiers import TableName, literal, quote, short_name
 from ..db import skip_writes_of
 from ..schema_model import SchemaModel
+from ..spec.sql_text import column_names
 from ..spec.types import ColumnDefault, Flag, Identifier, SpecModel, SqlExpression, SqlType, TableRef
 from .add_column import not_null_actions
 from .base import (
@@ -186,6 +187,15 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
             model.tables[self.table].indexes.add(self.unique_index)
             model.relations.add((self.table.schema, self.unique_index))
 
+    def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
+        if table == self.table:
+            columns.pop(self.shadow, None)
+            if self.column in columns:  # the new type, in the column's place
+                columns[self.column] = self.shadow
+
+    def old_shape_tables(self) -> set[TableName]:
+        return {self.table}
+
     # -- start / rollback ---------------------------------------------------------------------------
     def start(self, ctx: OpContext) -> list[Action]:
         return [
@@ -234,11 +244,14 @@ END $guard$""",
         )
 
     def _declares(self, ctx: OpContext, exclude: set[str]) -> str:
-        """Every column of the row as a variable of its name (pgroll's way), so `up` and `down`
-        can say `price` rather than `NEW.price`."""
+        """The columns `up` and `down` read as variables of their names (pgroll's way), so they
+        can say `price` rather than `NEW.price`. Only those: a column another operation of the
+        migration renames at cutover would otherwise break every write between its rename and
+        this operation's swap."""
+        read = column_names(self.up) | column_names(self.down) | {self.column}
         return "".join(
             f"  {quote(c)} {self.table.sql}.{quote(c)}%TYPE := NEW.{quote(c)};\n"
-            for c in ctx.columns.get(self.table, []) if c not in exclude
+            for c in ctx.columns.get(self.table, []) if c not in exclude and c in read
         )
 
     def _sync_function(self, ctx: OpContext) -> str:
