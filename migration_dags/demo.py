@@ -64,10 +64,11 @@ def next_steps(url: str, embedded: bool, name: str = MIGRATION) -> list[str]:
     lines = [
         f"\n== next: the demo's database is still there, every migration applied but {name}; try",
         f"   export MIGRATION_DAGS_DATABASE_URL={shlex.quote(display_url(as_url(url)))}",
-        f"   {exe} status swap_user_email  # each migration's steps",
+        f"   {exe} status swap_user_email  # each migration's steps and state",
         f"   {exe} plan {name}    # the SQL every step would run",
         f"   {exe} verify {name}  # what CI runs: up, down, exact fingerprint, up again, squawk",
-        f"   {exe} up {name}      # apply it again",
+        f"   {exe} up {name}      # expand it again",
+        f"   {exe} complete {name}  # contract, once the new release runs",
         f"   {exe} ui                             # the Dagster UI with the demo's runs (Runs), http://127.0.0.1:3000",
     ]
     if embedded:
