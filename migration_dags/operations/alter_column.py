@@ -7,6 +7,8 @@
         up: "replace(price, ',', '.')::numeric(10,2)"   # old -> new, SQL over the row
         down: "price::text"                  # new -> old; here `price` is the new-type value
         default: "0"                         # the default in the new type; needed if it has one
+        unique: true                         # optional: a unique index on the new column
+        shadow: price_new                    # optional: the new column's name until the swap
 
 start records the column's definition (saved_columns.py), adds a shadow column of the new type
 and one BEFORE INSERT OR UPDATE trigger keeping old and new in step for live writes: a client
@@ -37,6 +39,12 @@ plan says so (column_order_note).
 Refused: key columns, serial columns, (at validate) unique indexes and unique, exclusion and
 foreign key constraints on the column, and (when start runs, before any change) identity or
 generated columns, which DROP COLUMN would silently take with it.
+
+With `unique: true`, the validation step first checks that no two rows share a new value, naming
+each colliding value and the keys of its rows, and complete builds a unique index
+(`<table>_<column>_key`) on the shadow column CONCURRENTLY after NOT NULL and before the swap, so
+the column swapped in is already unique (common/unique_values.py); uncomplete drops it. This is the
+four-phase column swap: add the new column (start), backfill it, NOT NULL + unique index, swap.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ from ..identifiers import TableName, literal, quote, short_name
 from ..db import skip_writes_of
 from ..schema_model import SchemaModel
 from ..spec.sql_text import column_names
-from ..spec.types import ColumnDefault, Identifier, SpecModel, SqlExpression, SqlType, TableRef
+from ..spec.types import ColumnDefault, Flag, Identifier, SpecModel, SqlExpression, SqlType, TableRef
 from .add_column import not_null_actions
 from .base import (
     BackfillTask,
@@ -73,6 +81,7 @@ from ..state.saved_columns import (
 from .common.restore import QUIET
 from .common.fill import fill_column
 from .common.triggers import drop_row_trigger, function_sql
+from .common.unique_values import build_unique_index, drop_unique_index, duplicates_check
 from .common.user_triggers import UserTriggers, enable_always
 
 
@@ -102,6 +111,11 @@ class AlterColumnSpec(SpecModel):
     user_triggers: UserTriggers = "skip"
     """Whether the table's user triggers fire on the batches filling the new column: skip (the
     default: batches run with session_replication_role = replica) or fire."""
+    unique: Flag = False
+    """true: no two rows may share a new value (checked at validation, naming the keys); a unique
+    index on the new column is built concurrently at cutover, before the swap."""
+    shadow: Identifier | None = None
+    """The new column's name until the swap (default mdg_new__<column>)."""
 
 
 class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
@@ -113,6 +127,8 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
         self.down: str = spec.down
         self.default: str | None = spec.default
         self.user_triggers: str = spec.user_triggers
+        self.unique: bool = spec.unique
+        self._shadow: str | None = spec.shadow
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -130,7 +146,11 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
     # -- names -----------------------------------------------------------------------------------
     @property
     def shadow(self) -> str:
-        return short_name("mdg_new", self.column)
+        return self._shadow or short_name("mdg_new", self.column)
+
+    @property
+    def unique_index(self) -> str:
+        return short_name(f"{self.table.name}_{self.column}_key")
 
     @property
     def old_copy(self) -> str:
@@ -165,6 +185,10 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
             raise SchemaValidationError(
                 self.where, f"table {self.table} already has a column {self.shadow!r}, the name "
                 "alter_column needs for the new column; rename it first")
+        if self.unique and (self.table.schema, self.unique_index) in model.relations:
+            raise SchemaValidationError(
+                self.where, f"schema {self.table.schema} already has a relation named "
+                f"{self.unique_index!r}, the name of the unique index unique: true builds")
         # for `plan` before start has saved the definition (complete reads the saved one)
         self._not_null_hint = not column.nullable
 
@@ -182,6 +206,9 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
         column = model.tables[self.table].columns[self.column]
         column.type_sql = self.type_sql
         column.default_sql = self.default
+        if self.unique:
+            model.tables[self.table].indexes.add(self.unique_index)
+            model.relations.add((self.table.schema, self.unique_index))
 
     def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
         if table == self.table:
@@ -292,8 +319,14 @@ $migration_dags$"""
             f"SELECT count(*) FROM {t} WHERE {self._pending()}",
             f"SELECT ({sample})::text FROM {t} WHERE {self._pending()} LIMIT 20",
         )]
-        return checks + rebuilt.check_parity(self.table, self.column, self.shadow,
-                                             self._dependents(ctx), sample)
+        checks += rebuilt.check_parity(self.table, self.column, self.shadow,
+                                       self._dependents(ctx), sample)
+        if self.unique:
+            checks.append(duplicates_check(
+                self.table, self.shadow, key, f"{self.table.name}.{self.column}.unique",
+                f"no two rows of {self.table} share a {self.shadow} (the unique index cutover "
+                "builds before the swap)"))
+        return checks
 
     # -- complete / uncomplete ----------------------------------------------------------------------
     def complete(self, ctx: OpContext) -> list[Action]:
@@ -307,6 +340,8 @@ $migration_dags$"""
                                                  dependents, shadow_there)
         before_swap = [replace(a, only_if=all_of(shadow_there, a.only_if) if a.only_if
                                else shadow_there) for a in before_swap]
+        if self.unique:
+            before_swap += build_unique_index(self.table, self.unique_index, self.shadow, shadow_there)
         # The default goes on with the swap: on the shadow column before it, an old client's
         # insert would carry it and look like a new client's write.
         default = ""
@@ -336,7 +371,8 @@ $migration_dags$"""
         saved = ctx.saved_columns.get((self.table, self.column))
         if saved is None:
             return []
-        return [*self._unswap(ctx, saved), *self._undo_before_swap(saved.dependents)]
+        unique = [drop_unique_index(self.table, self.unique_index)] if self.unique else []
+        return [*self._unswap(ctx, saved), *self._undo_before_swap(saved.dependents), *unique]
 
     def _undo_before_swap(self, dependents: tuple[Dependent, ...]) -> list[Action]:
         """What complete did to the shadow column before the swap, when it failed there (after
