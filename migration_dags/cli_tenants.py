@@ -34,6 +34,10 @@ def up(name: str, wanted: Sequence[str], as_json: bool, progress: Callable[[str]
     from .orchestration import tenants
 
     result = tenants.run_up(name, wanted, **launch_options)
+    return _report(name, result, as_json, progress)
+
+
+def _report(name: str, result, as_json: bool, progress: Callable[[str], None]) -> tuple[int, str]:
     for tenant, r in result.results:
         progress(f"{name}: tenant {tenant}: {r.outcome.value}")
     if as_json:
@@ -41,6 +45,14 @@ def up(name: str, wanted: Sequence[str], as_json: bool, progress: Callable[[str]
             {"tenant": t, "outcome": r.outcome.value, "message": r.message,
              "runs": [vars(x) for x in r.runs]} for t, r in result.results]})
     return result.exit_code, result.message if result.exit_code else ""
+
+
+def complete(name: str, wanted: Sequence[str], as_json: bool, progress: Callable[[str], None],
+             launch_options: dict, **complete_options) -> tuple[int, str]:
+    from .orchestration import tenants
+
+    result = tenants.run_complete(name, wanted, complete_options, **launch_options)
+    return _report(name, result, as_json, progress)
 
 
 def down(name: str, wanted: Sequence[str], progress: Callable[[str], None],

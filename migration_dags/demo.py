@@ -118,6 +118,19 @@ def snapshot(url: str) -> tuple:
     return columns, indexes, data
 
 
+def new_release_writes(url: str) -> str:
+    """What a new release of the application does while the migration is expanded: it puts the
+    version schema first on its search_path and writes the new shape, beside the old release."""
+    schema = f"public_{MIGRATION}"
+    with psycopg.connect(url, options=f"-c search_path={schema},public") as conn:
+        # a write that leaves the data as it was, so the demo's final proof compares exactly
+        key, verified = conn.execute(
+            "UPDATE users SET email_verified = email_verified WHERE id = (SELECT min(id) FROM "
+            "users) RETURNING id, email_verified").fetchone()
+    return (f"   a new release (SET search_path = {schema}, public) updated user {key} through "
+            f"the new shape (email_verified = {verified}) while the old release keeps using public")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m migration_dags.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -137,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--database-url", url]
     steps = [
         ("plan (the SQL every step would run; changes nothing)", ["plan", MIGRATION]),
-        ("up", ["up", MIGRATION]),
+        ("up (expand: both shapes work; stops before cutover)", ["up", MIGRATION]),
+        ("status", ["status", MIGRATION]),
+        ("complete (contract, once no old-shape write was seen for the quiet period)",
+         ["complete", MIGRATION]),
         ("status", ["status", MIGRATION]),
         ("down", ["down", MIGRATION]),
         ("status after down", ["status", MIGRATION]),
@@ -149,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"demo: `migration-dags {' '.join(command)}` exited {code}", file=sys.stderr)
             return code
         if command[0] == "up":
+            print(new_release_writes(url), flush=True)
+        if command[0] == "complete":
             with psycopg.connect(url) as conn:
                 verified = conn.execute("SELECT count(*) FILTER (WHERE email_verified), count(*) FROM users").fetchone()
             print(f"   users verified: {verified[0]:,} of {verified[1]:,}", flush=True)

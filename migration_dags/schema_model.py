@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from .expand.version_schema import VERSION_SCHEMA_MARK
+
 from .identifiers import TableName
 
 
@@ -98,8 +100,10 @@ def _read_table(conn: psycopg.Connection, name: TableName) -> TableModel | None:
            JOIN pg_class v ON v.oid = r.ev_class AND v.oid <> d.refobjid
            JOIN pg_namespace vn ON vn.oid = v.relnamespace
            JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-           WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %s AND d.refobjsubid > 0""",
-        (oid,),
+           WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %s AND d.refobjsubid > 0
+             -- not the tool's own views of an expanded migration (expand/version_schema.py)
+             AND coalesce(obj_description(vn.oid, 'pg_namespace'), '') NOT LIKE %s""",
+        (oid, VERSION_SCHEMA_MARK + " of migration %"),
     ):
         table.dependent_views.setdefault(col, []).append(view)
     return table

@@ -65,12 +65,19 @@ def resolve(migration: Any, database_url: str) -> list[Tenant]:
     if spec.databases:
         return [Tenant(d.name, url_env=d.url_env) for d in spec.databases]
     from .db import connect
+    from .expand.version_schema import VERSION_SCHEMA_MARK
+    from .state import BACKUP_SCHEMA, STATE_SCHEMA
 
     with connect(database_url, f"migration-dags {migration.name} tenants") as conn:
+        # never the tool's own schemas, nor the version schemas an expanded tenant has
+        # (tenant_a_<migration> matches tenant_* too)
         names = [r[0] for r in conn.execute(
             """SELECT nspname FROM pg_namespace WHERE nspname LIKE %s
-               AND nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema'
-               ORDER BY nspname""", (like_pattern(spec.schema_pattern),))]
+               AND nspname NOT LIKE 'pg\\_%%' AND nspname <> ALL(%s)
+               AND coalesce(obj_description(oid, 'pg_namespace'), '') NOT LIKE %s
+               ORDER BY nspname""",
+            (like_pattern(spec.schema_pattern), ["information_schema", STATE_SCHEMA, BACKUP_SCHEMA],
+             VERSION_SCHEMA_MARK + "%"))]
     if not names:
         raise SpecError(str(migration.file), "tenants",
                         f"no schema of the target database matches {spec.schema_pattern!r}")
@@ -188,8 +195,9 @@ class FanOut:
 
 
 def run_up(migration: Any, database_url: str, wanted: Iterable[str] | None = None,
-           log: Log = lambda _m: None, with_suites: bool = True) -> FanOut:
-    """Every step of every selected tenant; a tenant whose validation fails is rolled back."""
+           log: Log = lambda _m: None, with_suites: bool = True, complete: bool = True) -> FanOut:
+    """Every step of every selected tenant (without `complete`, up to validation: expanded); a
+    tenant whose validation fails is rolled back."""
     from .engine import MigrationEngine
     from .steps import DOWN_ORDER, STEPS
 
@@ -199,7 +207,7 @@ def run_up(migration: Any, database_url: str, wanted: Iterable[str] | None = Non
         engine = MigrationEngine(copy_, tenant_url(tenant, database_url, str(migration.file)),
                                  log=log, extra_checks=_suites(copy_) if with_suites else None)
         try:
-            for step in STEPS:
+            for step in STEPS if complete else STEPS[:-1]:
                 engine.up(step)
             result.outcomes.append(TenantOutcome(tenant.name, APPLIED))
         except ValidationFailedError as exc:
@@ -243,14 +251,15 @@ def status(migration: Any, database_url: str, wanted: Iterable[str] | None = Non
 
 
 def status_line(tenant: str, st: Any) -> str:
-    """`tenant_a  applied (5/5 steps; partitions 1/1, 300 rows)`."""
+    """`tenant_a  complete (5/5 steps; partitions 1/1, 300 rows)`: the state as `status` says it
+    (not applied | in progress | expanded | complete)."""
     from .steps import STEPS
 
     applied = [s for s in STEPS if st.steps[s].applied]
     started = [s for s in STEPS if st.steps[s].started]
-    state = ("applied" if len(applied) == len(STEPS) else "not applied" if not applied and not started
-             else f"partly applied (last: {applied[-1] if applied else 'none'}"
-                  f"{'; started: ' + ', '.join(started) if started else ''})")
+    state = getattr(st, "state", None) or ("complete" if len(applied) == len(STEPS) else "")
+    if started:
+        state += f", started: {', '.join(started)}"
     b = st.backfill
     return (f"{tenant}  {state} ({len(applied)}/{len(STEPS)} steps; partitions "
             f"{b.partitions_done}/{b.partitions_total}, {b.rows_done} rows)")

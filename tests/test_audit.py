@@ -99,7 +99,7 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     write_migration(migrations_dir, SCORE_WITH_NULLS)
     commit = _git_commit(migrations_dir)
     before = snapshot(items_url)
-    code = cli.main(["up", "add_score", "--migrations-dir", str(migrations_dir),
+    code = cli.main(["up", "add_score", "--complete", "--migrations-dir", str(migrations_dir),
                      "--database-url", items_url, "--actor", "alice"])
     assert code == 3 and snapshot(items_url) == before
     # and a run launched outside the CLI, as from the UI: no migration tags

@@ -84,9 +84,9 @@ def test_a_tenant_failing_validation_is_rolled_back_alone(database_url, three_te
         assert conn.execute("SELECT count(*) FROM tenant_a.users WHERE email_lower = lower(email)"
                             ).fetchone()[0] == 250
     lines = {t: tenants.status_line(t, st) for t, st in tenants.status(three_tenants, database_url)}
-    assert lines["tenant_a"].startswith("tenant_a  applied (5/5 steps; partitions 3/3, 250 rows)")
+    assert lines["tenant_a"].startswith("tenant_a  complete (5/5 steps; partitions 3/3, 250 rows)")
     assert lines["tenant_b"].startswith("tenant_b  not applied (0/5 steps")
-    assert lines["tenant_c"].startswith("tenant_c  applied (5/5 steps; partitions 2/2, 120 rows)")
+    assert lines["tenant_c"].startswith("tenant_c  complete (5/5 steps; partitions 2/2, 120 rows)")
 
     # fixing the tenant's data and running up again applies it; the others are no-ops
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -105,13 +105,14 @@ def test_the_cli_runs_a_canary_tenant_then_the_rest_and_status_shows_each(
                          *argv])
 
     before_b = schema_fingerprint(database_url, "tenant_b")
-    assert run("up", "tenant_emails", "--tenant", "tenant_c") == 0
+    assert run("up", "tenant_emails", "--tenant", "tenant_c") == 0  # the canary, expanded
     assert has_column(database_url, "tenant_c") and not has_column(database_url, "tenant_a")
     capsys.readouterr()
     assert run("status", "tenant_emails") == 0
     out = capsys.readouterr().out
-    assert "tenant_a  not applied (0/5" in out and "tenant_c  applied (5/5" in out
-    assert run("up", "tenant_emails") == 3
+    assert "tenant_a  not applied (0/5" in out and "tenant_c  expanded (4/5" in out
+    assert run("complete", "tenant_emails", "--tenant", "tenant_c", "--force") == 0
+    assert run("up", "tenant_emails", "--complete") == 3
     err = capsys.readouterr().err
     assert "tenant tenant_b" in err and "rolled back" in err
     assert "applied on the other tenants (tenant_a, tenant_c)" in err
@@ -120,7 +121,8 @@ def test_the_cli_runs_a_canary_tenant_then_the_rest_and_status_shows_each(
     import json
 
     shown = json.loads(capsys.readouterr().out)["tenants"]
-    assert sorted(shown) == ["tenant_a", "tenant_b", "tenant_c"]
+    assert {t: s["state"] for t, s in shown.items()} == {
+        "tenant_a": "complete", "tenant_b": "not applied", "tenant_c": "complete"}
     assert run("up", "tenant_emails", "--tenant", "tenant_x") == 2
     assert "no tenant named 'tenant_x'; known: tenant_a, tenant_b, tenant_c" in capsys.readouterr().err
     assert run("down", "tenant_emails") == 0

@@ -37,6 +37,7 @@ from ..errors import SchemaValidationError
 from ..identifiers import TableName, literal, quote, short_name
 from ..db import skip_writes_of
 from ..schema_model import SchemaModel
+from ..spec.sql_text import column_names
 from ..spec.types import ColumnDefault, Identifier, SpecModel, SqlExpression, SqlType, TableRef
 from .add_column import not_null_actions
 from .base import (
@@ -159,6 +160,15 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
         column.type_sql = self.type_sql
         column.default_sql = self.default
 
+    def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
+        if table == self.table:
+            columns.pop(self.shadow, None)
+            if self.column in columns:  # the new type, in the column's place
+                columns[self.column] = self.shadow
+
+    def old_shape_tables(self) -> set[TableName]:
+        return {self.table}
+
     # -- start / rollback ---------------------------------------------------------------------------
     def start(self, ctx: OpContext) -> list[Action]:
         return [
@@ -207,11 +217,14 @@ END $guard$""",
         )
 
     def _declares(self, ctx: OpContext, exclude: set[str]) -> str:
-        """Every column of the row as a variable of its name (pgroll's way), so `up` and `down`
-        can say `price` rather than `NEW.price`."""
+        """The columns `up` and `down` read as variables of their names (pgroll's way), so they
+        can say `price` rather than `NEW.price`. Only those: a column another operation of the
+        migration renames at cutover would otherwise break every write between its rename and
+        this operation's swap."""
+        read = column_names(self.up) | column_names(self.down) | {self.column}
         return "".join(
             f"  {quote(c)} {self.table.sql}.{quote(c)}%TYPE := NEW.{quote(c)};\n"
-            for c in ctx.columns.get(self.table, []) if c not in exclude
+            for c in ctx.columns.get(self.table, []) if c not in exclude and c in read
         )
 
     def _sync_function(self, ctx: OpContext) -> str:

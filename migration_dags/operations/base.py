@@ -229,6 +229,21 @@ class Operation:
         """The SQL expressions this operation's file entry holds (see Expression)."""
         return []
 
+    def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
+        """The new shape of `table` while the migration is expanded (expand/version_schema.py):
+        `columns` maps each column of the version schema's view, in order, to the table column
+        it reads. An operation that changes the table's shape changes the map in place."""
+
+    def old_shape_tables(self) -> set[TableName]:
+        """Tables whose writes in the old shape go wrong once this operation is complete (a
+        renamed or dropped column, a NOT NULL the old code does not fill): `complete` waits until
+        none of those writes is seen for a quiet period (expand/old_shape_writes.py)."""
+        return set()
+
+    def expansion_note(self) -> str | None:
+        """Said in plan (after validate): what the new shape cannot do while expanded."""
+        return None
+
     def column_order_note(self) -> str | None:
         """Said in plan, before up, when a down after cutover cannot put the table's columns back
         in their order; the proof then accepts that one difference (and reports it)."""

@@ -20,7 +20,7 @@ import dagster as dg
 from ..engine import MigrationEngine
 from ..errors import BackfillFailedError, RefusedError, ValidationFailedError
 from ..reports import CheckOutcome
-from ..run_tags import allows_changed
+from ..run_tags import allows_changed, complete_options
 from ..spec import Migration
 from ..steps import STEP_TYPES, STEPS
 from . import checks, partitions
@@ -47,7 +47,8 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
 
     def engine(context: dg.AssetExecutionContext, db: MigrationDatabase, **kw) -> MigrationEngine:
         return db.engine(migration, context.run.run_id, context.log.info,
-                         allow_changed=allows_changed(context.run.tags), **kw)
+                         allow_changed=allows_changed(context.run.tags),
+                         complete_options=complete_options(context.run.tags), **kw)
 
     @dg.asset(key=key["backup"], description=_DESCRIPTIONS["backup"],
               deps=[step_key(dep, "cutover") for dep in migration.depends_on],

@@ -25,7 +25,7 @@ import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import dagster as dg
 # Not re-exported by `dagster`; the tags a single-run backfill of a partition range is launched with.
@@ -35,7 +35,7 @@ from .. import settings
 from ..db import command_lock
 from ..engine import MigrationEngine
 from ..errors import (
-    MigrationError, MigrationLockedError, RollbackFailedError, ValidationFailedError,
+    MigrationError, MigrationLockedError, RefusedError, RollbackFailedError, ValidationFailedError,
 )
 from ..migration_set import MigrationSet
 from ..spec import Migration
@@ -48,7 +48,7 @@ from .jobs import DOWN_ORDER, rollback_job_name
 from .resources import MigrationDatabase
 from .rollback_policy import RollbackRequest, check_evaluations_for_run, rollbacks_for
 from ..run_tags import actor as resolve_actor
-from ..run_tags import ALLOW_CHANGED_TAG, base_tags
+from ..run_tags import ALLOW_CHANGED_TAG, base_tags, complete_tags
 from ..target_database import database_url_for
 
 Progress = Callable[[str], None]
@@ -129,9 +129,26 @@ class Launcher:
         self.run_config = {"loggers": {"console": {"config": {"log_level": level}}}}
 
     # -- up ------------------------------------------------------------------------------------
-    def up(self) -> UpResult:
+    def up(self, complete: bool = False) -> UpResult:
+        """Every step not applied yet up to validation: the migration is then expanded (both
+        shapes work; expand/). With `complete`, cutover too (a database no application writes)."""
         with self._command_lock("up"):  # one lock across every step's run (db/lease.py)
-            return self._up()
+            return self._up(STEPS if complete else STEPS[:-1])
+
+    def complete(self, quiet_seconds: float | None = None, force: bool = False) -> UpResult:
+        """The cutover step of an expanded migration, refused (exit 10) while writes in the old
+        shape were seen within the quiet period, unless forced (the run's tags record both)."""
+        self.tags.update(complete_tags(quiet_seconds, force))
+        with self._command_lock("complete"):
+            status = self.engine.status()
+            if status.is_applied("cutover"):
+                self.progress(f"{self.name}: already complete; nothing to do")
+                return UpResult(self.name, UpOutcome.NOTHING_TO_DO)
+            if not status.is_applied("validation"):
+                raise RefusedError(
+                    f"{self.name}: not expanded yet (validation is not applied); run "
+                    f"`migration-dags up {self.name}` first")
+            return self._up(STEPS)
 
     @contextmanager
     def _command_lock(self, command: str) -> Iterator[None]:
@@ -146,11 +163,12 @@ class Launcher:
                 pass
             yield
 
-    def _up(self) -> UpResult:
+    def _up(self, steps: Sequence[str]) -> UpResult:
         applied = self.engine.status().applied_steps()
-        todo = [s for s in STEPS if s not in applied]
+        todo = [s for s in steps if s not in applied]
         if not todo:
-            self.progress(f"{self.name}: every step is already applied; nothing to do")
+            upto = "" if steps[-1] == STEPS[-1] else f" up to {steps[-1]} (expanded)"
+            self.progress(f"{self.name}: every step{upto} is already applied; nothing to do")
             return UpResult(self.name, UpOutcome.NOTHING_TO_DO)
         result = UpResult(self.name, UpOutcome.APPLIED)
         for step in todo:
@@ -315,9 +333,15 @@ def launcher(
                        allow_changed=allow_changed)
 
 
-def run_up(name: str, **options: Any) -> UpResult:
+def run_up(name: str, complete: bool = False, **options: Any) -> UpResult:
     with launcher(name, **options) as runs:
-        return runs.up()
+        return runs.up(complete=complete)
+
+
+def run_complete(name: str, quiet_seconds: float | None = None, force: bool = False,
+                 **options: Any) -> UpResult:
+    with launcher(name, **options) as runs:
+        return runs.complete(quiet_seconds=quiet_seconds, force=force)
 
 
 def run_down(name: str, **options: Any) -> DownResult:

@@ -67,12 +67,25 @@ def _launchers(name: str, wanted: Iterable[str], *, migrations_dir=None, databas
             yield tenant, launcher
 
 
-def run_up(name: str, wanted: Iterable[str] = (), **options: Any) -> TenantsUpResult:
+def run_up(name: str, wanted: Iterable[str] = (), complete: bool = False,
+           **options: Any) -> TenantsUpResult:
+    """`up` (to expanded; with `complete`, cutover too) tenant by tenant."""
+    return _each(name, wanted, lambda launcher: launcher.up(complete=complete), options)
+
+
+def run_complete(name: str, wanted: Iterable[str] = (), complete_options: dict | None = None,
+                 **options: Any) -> TenantsUpResult:
+    """`complete` (cutover once the old shape's writes stopped) tenant by tenant."""
+    return _each(name, wanted, lambda launcher: launcher.complete(**(complete_options or {})),
+                 options)
+
+
+def _each(name: str, wanted: Iterable[str], command, options: dict) -> TenantsUpResult:
     out = TenantsUpResult(name)
     progress = options.get("progress") or (lambda _l: None)
     for tenant, launcher in _launchers(name, wanted, **options):
         progress(f"{name}: tenant {tenant.name}")
-        result = launcher.up()
+        result = command(launcher)
         out.results.append((tenant.name, result))
         if result.outcome in (UpOutcome.VALIDATION_FAILED_ROLLED_BACK,
                               UpOutcome.VALIDATION_FAILED_ROLLBACK_FAILED):

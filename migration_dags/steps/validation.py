@@ -42,6 +42,9 @@ class ValidationStep(Step):
         report = run.report(self.name, "up")
         outcomes = run_checks(run.engine, run.conn)
         report.extra["checks"] = [o.as_dict() for o in outcomes]
+        report.extra["migration_state"] = (
+            "expanded: both shapes work (the new one in the version schema); materialize "
+            f"cutover, or run `migration-dags complete {run.name}`, once the new release runs")
         failed = [o for o in outcomes if not o.passed]
         if failed:
             raise ValidationFailedError(

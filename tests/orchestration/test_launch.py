@@ -33,7 +33,7 @@ def test_run_up_records_one_tagged_run_per_step(migrations_dir, items_url, insta
     monkeypatch.setenv("GITHUB_ACTOR", "octocat")
     lines = []
 
-    result = launch.run_up("add_flag", migrations_dir=migrations_dir, database_url=items_url,
+    result = launch.run_up("add_flag", complete=True, migrations_dir=migrations_dir, database_url=items_url,
                            progress=lines.append)
 
     assert result.outcome == launch.UpOutcome.APPLIED and result.exit_code == 0
@@ -57,7 +57,7 @@ def test_an_explicit_actor_wins(migrations_dir, items_url, instance, monkeypatch
     monkeypatch.setenv("GITHUB_ACTOR", "octocat")
     write_migration(migrations_dir, ADD_VIEW)
 
-    result = launch.run_up("add_view", migrations_dir=migrations_dir, database_url=items_url,
+    result = launch.run_up("add_view", complete=True, migrations_dir=migrations_dir, database_url=items_url,
                            actor="release-bot")
 
     assert result.exit_code == 0
@@ -69,7 +69,7 @@ def test_a_migration_with_nothing_to_backfill_runs_on_one_placeholder_partition(
 ):
     write_migration(migrations_dir, ADD_VIEW)
 
-    assert launch.run_up("add_view", migrations_dir=migrations_dir, database_url=items_url).exit_code == 0
+    assert launch.run_up("add_view", complete=True, migrations_dir=migrations_dir, database_url=items_url).exit_code == 0
 
     assert instance.get_dynamic_partitions("add_view__backfill") == ["nothing-to-backfill"]
     status = MigrationEngine(MigrationSet.load(migrations_dir).get("add_view"), items_url).status().as_dict()
@@ -80,7 +80,7 @@ def test_a_failed_validation_is_rolled_back(migrations_dir, items_url, instance)
     write_migration(migrations_dir, CLOCK_STAMP)
     before = snapshot(items_url)
 
-    result = launch.run_up("clock_stamp", migrations_dir=migrations_dir, database_url=items_url)
+    result = launch.run_up("clock_stamp", complete=True, migrations_dir=migrations_dir, database_url=items_url)
 
     assert result.outcome == launch.UpOutcome.VALIDATION_FAILED_ROLLED_BACK
     assert result.exit_code == 3
@@ -98,7 +98,7 @@ def test_a_failed_validation_is_rolled_back(migrations_dir, items_url, instance)
 def test_a_failed_rollback_after_a_failed_validation_is_exit_4(migrations_dir, items_url, instance):
     write_migration(migrations_dir, CLOCK_STAMP_BAD_DOWN)
 
-    result = launch.run_up("clock_stamp_bad_down", migrations_dir=migrations_dir, database_url=items_url)
+    result = launch.run_up("clock_stamp_bad_down", complete=True, migrations_dir=migrations_dir, database_url=items_url)
 
     assert result.outcome == launch.UpOutcome.VALIDATION_FAILED_ROLLBACK_FAILED
     assert result.exit_code == 4

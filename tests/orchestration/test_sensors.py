@@ -180,7 +180,7 @@ def test_the_cli_rolls_back_itself_and_the_sensor_leaves_it(
     cursor = tick(sensor, defs, instance, None).cursor
     before = snapshot(items_url)
 
-    code = cli.main(["up", "add_score", "--migrations-dir", str(migrations_dir),
+    code = cli.main(["up", "add_score", "--complete", "--migrations-dir", str(migrations_dir),
                      "--database-url", items_url, "--actor", "alice"])
 
     assert code == 3
@@ -206,7 +206,7 @@ def test_the_sensor_rolls_back_a_cli_run_stopped_before_its_rollback(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(launch.Launcher, "down", interrupted)
-    code = cli.main(["up", "add_score", "--migrations-dir", str(migrations_dir), "--database-url", items_url])
+    code = cli.main(["up", "add_score", "--complete", "--migrations-dir", str(migrations_dir), "--database-url", items_url])
     assert code == 130
     [failed] = instance.get_run_records(dg.RunsFilter(tags={"step": "validation"}))
 
