@@ -102,7 +102,7 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     code = cli.main(["up", "add_score", "--complete", "--migrations-dir", str(migrations_dir),
                      "--database-url", items_url, "--actor", "alice"])
     assert code == 3 and snapshot(items_url) == before
-    # and a run launched outside the CLI, as from the UI: no migration tags
+    # and a run launched outside the CLI, as from the UI: no tags at launch; its first asset adds them
     defs = build_definitions(migrations_dir, MigrationDatabase(database_url=items_url))
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == (
@@ -125,7 +125,9 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     cli_runs, ui_run = entries[:3], entries[3]
     assert {e["migration"] for e in entries} == {"add_score"}
     assert {(e["actor"], e["source"], e["code_version"]) for e in cli_runs} == {("alice", "cli", commit)}
-    assert (ui_run["actor"], ui_run["source"], ui_run["job"]) == (None, "dagster", "__ASSET_JOB")
+    assert (ui_run["actor"], ui_run["source"], ui_run["job"]) == (None, "ui", "__ASSET_JOB")
+    assert ui_run["target_database"] == cli_runs[0]["target_database"]
+    assert ui_run["file_checksum"] == cli_runs[0]["file_checksum"]
     created = [e["created_at"] for e in entries]
     assert created == sorted(created)
     assert all(e["started_at"] <= e["ended_at"] for e in entries)
@@ -136,8 +138,8 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     assert [s["step"] for s in validation["steps"]] == ["backfill", "validation"]
     backfill = validation["steps"][0]
     # 196 of 200 rows: the 4 whose up expression is NULL already hold it
-    assert backfill["rows_affected"] == 196 and "UPDATE" in backfill["sql"]
-    [parity] = [c for c in validation["checks"] if not c["passed"]]
+    assert backfill["steps"][0]["rows_affected"] == 196 and "UPDATE" in backfill["steps"][0]["sql"]
+    [parity] = [c for c in validation["checks"] if not c["passed"] and c["check"] != "applied"]
     assert parity["check"] == "parity" and parity["asset"] == "add_score/validation"
     assert parity["failed"] == [{"name": "items.score.not_null", "description": "no NULL in score",
                                  "observed": 4, "samples": ["50", "100", "150", "200"]}]

@@ -117,6 +117,30 @@ operations:
     assert "backup (10) + 2 inserted - 1 deleted by the application = 11" in count.description
 
 
+def _move_to_the_end(conn, column):
+    conn.execute("ALTER TABLE users ADD COLUMN moved text")
+    conn.execute(f"UPDATE users SET moved = {column}")
+    conn.execute(f"ALTER TABLE users DROP COLUMN {column}")
+    conn.execute(f"ALTER TABLE users RENAME COLUMN moved TO {column}")
+
+
+def test_the_proof_accepts_only_the_column_move_plan_announced(conn, backed_up):
+    """email moved to the end (what a down after alter_column's cutover does): accepted when
+    plan announced email, a schema difference otherwise."""
+    _move_to_the_end(conn, "email")
+    assert capture.moved_to_the_end(conn, backed_up, frozenset({"email"})) == ["email"]
+    proof = capture.prove(conn, backed_up, frozenset({"email"}))
+    assert proof.problem is None and "email now last" in proof.figures["differs_in"]
+    assert capture.prove(conn, backed_up, frozenset({"note"})).problem == "column order"
+    assert capture.prove(conn, backed_up).problem == "column order"
+
+
+def test_the_proof_refuses_an_order_beyond_the_announced_move(conn, backed_up):
+    _move_to_the_end(conn, "email")
+    _move_to_the_end(conn, "id")  # not announced: id is now last, email before it
+    assert capture.moved_to_the_end(conn, backed_up, frozenset({"email"})) == []
+
+
 @pytest.fixture
 def hashed(conn):
     """The same table, backed up as key and row hashes (a migration that only adds to it)."""

@@ -10,6 +10,7 @@ costs seconds each (FACTS.md).
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Iterable
 
 import dagster as dg
@@ -25,11 +26,20 @@ from .schedules import build_schedules
 from .sensors import build_rollback_sensors
 
 
+# Dagster 1.13's own @sensor passes `owners=None` to a beta parameter and warns each time the
+# sensor is copied, which `dagster dev` does while loading the code location: not the user's doing.
+warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.BetaWarning)
+
+
 def build_definitions(
     migrations_dir: str | os.PathLike | None = None, database: MigrationDatabase | None = None
 ) -> dg.Definitions:
     folder = settings.migrations_dir(migrations_dir)
-    return definitions_for(MigrationSet.load(folder).ordered(), database)
+    migrations = MigrationSet.load(folder).ordered()
+    from .tenants import expand as expand_tenants  # it imports launch, which imports us
+
+    # a tenants migration is one asset group per tenant (orchestration/tenants.py)
+    return definitions_for(expand_tenants(migrations, database and database.database_url), database)
 
 
 def definitions_for(

@@ -1,12 +1,12 @@
 """Running a migration's steps from the CLI *through a Dagster instance*, so every CLI run is in
 the run history next to the runs launched from the UI.
 
-`run_up` runs the steps not applied yet (backup, schema_change, backfill, validation, cutover) as
-few in-process runs as Dagster allows (run_groups): the steps before the backfill, then the
-backfill over the whole partition range (its BackfillPolicy is single run) with the steps after it;
-partitions are planned at schema_change, so they cannot be part of an earlier run. Each run is
-tagged migration/step/direction/actor/code_version, its `step` tag naming its steps
-(`backup,schema_change`); a failed step is retried alone by the next `up`, which starts at it.
+`run_up` runs the steps not applied yet (backup, schema_change, backfill, validation, and with
+--complete cutover) as one in-process run: the group's assets are unpartitioned, and `backfill`
+runs every key range not done yet (planned by schema_change in the same run; each recorded as a
+partition of the key-range asset). The run is tagged migration/step/direction/actor/code_version,
+its `step` tag naming its steps (`backup,schema_change,...`); a failed step is retried by the next
+`up`, which starts at it.
 
 A failed validation is not an error to raise: `run_up` asks rollback_policy what to do, runs the
 rollback job, and returns VALIDATION_FAILED_ROLLED_BACK (exit 3) or, if the rollback itself
@@ -29,8 +29,6 @@ from enum import Enum
 from typing import Any, Callable, Iterator, Sequence
 
 import dagster as dg
-# Not re-exported by `dagster`; the tags a single-run backfill of a partition range is launched with.
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from .. import settings
 from ..db import command_lock
@@ -190,11 +188,10 @@ class Launcher:
         """One run materializing `steps` (their assets, in order); a StepRun per step."""
         tags = {**self.tags, "step": ",".join(steps), "direction": "up"}
         what = f"{', '.join(steps)} up: run {run_id[:8]}"
-        if "backfill" in steps:
+        if "backfill" in steps:  # the asset runs every key range not done yet
             keys = partitions.sync(self.instance, self.name, partitions.planned_keys(self.engine))
-            tags[ASSET_PARTITION_RANGE_START_TAG] = keys[0]
-            tags[ASSET_PARTITION_RANGE_END_TAG] = keys[-1]
-            what += f", {len(keys)} backfill partitions"
+            if keys:
+                what += f", {len(keys)} backfill key ranges"
         self.progress(f"{self.name}: {what}")
         job = self.defs.resolve_implicit_global_asset_job_def()
         job.execute_in_process(
@@ -296,25 +293,27 @@ class Launcher:
         return merged
 
     def _observations(self, run_id: str) -> list[StepRun]:
+        """The rollback's steps in order: a materialization (status rolled_back) per step whose
+        down ran, an observation per step with nothing to undo (jobs.record_rolled_back)."""
+        records = sorted(self._records(run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
+                         + self._records(run_id, dg.DagsterEventType.ASSET_OBSERVATION),
+                         key=lambda r: r.storage_id)
         runs = []
-        for record in self._records(run_id, dg.DagsterEventType.ASSET_OBSERVATION):
-            observation = record.event_log_entry.dagster_event.event_specific_data.asset_observation
-            metadata = {k: v.value for k, v in observation.metadata.items()}
-            runs.append(StepRun(observation.asset_key.path[-1], "down", run_id, metadata))
+        for record in records:
+            data = record.event_log_entry.dagster_event.event_specific_data
+            event = getattr(data, "materialization", None) or data.asset_observation
+            metadata = {k: v.value for k, v in event.metadata.items()}
+            runs.append(StepRun(event.asset_key.path[-1], "down", run_id, metadata))
         return runs
 
 
 def run_groups(todo: list[str]) -> list[list[str]]:
     """The steps `up` still has to run, as few runs as Dagster allows: each run costs ~0.3-0.5 s
     of Dagster's own (run record, snapshots, a dozen events), which was most of a small
-    migration's `up`. The backfill's partitions are planned at schema_change and a run's
-    partition range is fixed when the run is created, so the steps before the backfill are one
-    run and the backfill with the steps after it another; in that run validation's blocking
+    migration's `up`. The group's assets are unpartitioned (the backfill runs every key range
+    schema_change planned, in the same run), so that is one run; in it validation's blocking
     checks stop cutover, as in a UI run of the whole graph."""
-    if "backfill" not in todo:
-        return [todo]
-    cut = todo.index("backfill")
-    return [group for group in (todo[:cut], todo[cut:]) if group]
+    return [todo] if todo else []
 
 
 def quiet_console(verbose: bool) -> None:

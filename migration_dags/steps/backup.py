@@ -102,8 +102,8 @@ class BackupStep(Step):
                     f"{run.name}: cannot drop the backup while step {later} is still applied; "
                     f"run migration-dags down {run.name}")
         report = run.report(self.name, "down")
-        announced = {op.table for op in run.migration.operations if op.column_order_note()}
-        proof, mismatches = compare_with_backups(run.conn, run.name, announced)
+        proof, mismatches = compare_with_backups(run.conn, run.name,
+                                                 announced_moves(run.migration.operations))
         report.extra["proof"] = proof
         if mismatches:
             raise RollbackFailedError(
@@ -114,8 +114,14 @@ class BackupStep(Step):
                 f"it puts back the rows the migration changed and keeps every application write"
             )
         for rec in state.backups(run.conn, run.name):
+            started = time.monotonic()
             capture_state.remove(run.conn, rec.source, rec.backup, run.name)
             drop_backup(run.conn, rec)
+            # the metadata shows what ran: the proof's reads are in `proof`, these drops here
+            report.results.append(ActionResult(
+                Action(f"drop the backup of {rec.source} and its change capture",
+                       f"DROP TABLE IF EXISTS {rec.backup.sql}", takes_lock=False),
+                True, 0, time.monotonic() - started, 1, 0.0))
         return report
 
     def forget_unrecorded(self, run: StepRun) -> None:
@@ -177,15 +183,26 @@ def restore(run: StepRun, discard_application_writes: bool = False) -> StepRepor
     return report
 
 
+def announced_moves(operations) -> dict:
+    """table -> the columns plan said a down may move to the end of it (column_order_note)."""
+    moves: dict = {}
+    for op in operations:
+        if op.column_order_note():
+            moves.setdefault(op.table, set()).add(op.column)
+    return moves
+
+
 def compare_with_backups(
-    conn: psycopg.Connection, migration: str, order_may_differ: set = frozenset()
+    conn: psycopg.Connection, migration: str, order_may_differ: dict | None = None
 ) -> tuple[dict, list[str]]:
     """Each backed-up table against its backup (capture.prove): the proof's figures, and what the
-    tool lost or altered. A table in `order_may_differ` (plan said so before up) whose only
-    schema difference is its column order is reported as such (differs_in) but is not a mismatch."""
+    tool lost or altered. A table whose only schema difference is that columns in
+    `order_may_differ[table]` (plan said so before up) moved to its end is reported as such
+    (differs_in) but is not a mismatch; any other column order is."""
     proof, mismatches = {}, []
+    moves = order_may_differ or {}
     for rec in state.backups(conn, migration):
-        result = capture.prove(conn, rec, order_may_differ=rec.source in order_may_differ)
+        result = capture.prove(conn, rec, frozenset(moves.get(rec.source, ())))
         proof[str(rec.source)] = result.figures
         if result.problem:
             mismatches.append(f"{rec.source} ({result.problem})")

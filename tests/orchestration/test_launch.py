@@ -24,7 +24,7 @@ def _runs(instance, **tags):
                   key=lambda run: STEPS.index(first(run)) if first(run) in STEPS else len(STEPS))
 
 
-def test_run_up_records_two_tagged_runs_before_and_from_the_backfill(migrations_dir, items_url, instance, monkeypatch):
+def test_run_up_records_one_tagged_run_of_every_step(migrations_dir, items_url, instance, monkeypatch):
     subprocess.run(["git", "init", "-q", str(migrations_dir)], check=True)
     write_migration(migrations_dir, ADD_FLAG)
     git = ["git", "-C", str(migrations_dir), "-c", "user.name=t", "-c", "user.email=t@example.com"]
@@ -39,17 +39,18 @@ def test_run_up_records_two_tagged_runs_before_and_from_the_backfill(migrations_
 
     assert result.outcome == launch.UpOutcome.APPLIED and result.exit_code == 0
     runs = _runs(instance, migration="add_flag")
-    # the backfill's partitions are planned at schema_change: the run holding them comes after
-    assert [r.tags["step"] for r in runs] == ["backup,schema_change", "backfill,validation,cutover"]
+    # the group is unpartitioned: the backfill runs the key ranges schema_change planned, in one run
+    assert [r.tags["step"] for r in runs] == [",".join(STEPS)]
     assert [r.step for r in result.runs] == STEPS
-    assert [r.run_id for r in result.runs] == [runs[0].run_id] * 2 + [runs[1].run_id] * 3
+    assert [r.run_id for r in result.runs] == [runs[0].run_id] * 5
     for run in runs:
         assert run.is_success
         assert run.tags["direction"] == "up"
         assert run.tags["actor"] == "octocat"
         assert run.tags["code_version"] == commit
-    backfill_run = runs[1]
-    assert backfill_run.tags["dagster/asset_partition_range_start"].startswith("00-00000 id <=")
+    # one unpartitioned backfill run ran every key range and recorded each as a partition
+    keys = instance.get_dynamic_partitions("add_flag__backfill")
+    assert set(instance.get_materialized_partitions(dg.AssetKey(["add_flag", "backfill_ranges"]))) == set(keys)
     # the engine records the Dagster run that applied each step
     status = MigrationEngine(MigrationSet.load(migrations_dir).get("add_flag"), items_url).status().as_dict()
     assert [status["steps"][s]["run_id"] for s in STEPS] == [r.run_id for r in result.runs]
