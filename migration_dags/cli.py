@@ -235,7 +235,8 @@ def _report_up(options: GlobalOptions, name: str, result, done: str) -> int:
         _error(result.message)
         return result.exit_code
     if result.runs:
-        _progress(f"{name}: {done} ({len(result.runs)} runs in the Dagster instance at "
+        runs = len({r.run_id for r in result.runs})
+        _progress(f"{name}: {done} ({runs} run{'s' * (runs > 1)} in the Dagster instance at "
                   f"{os.environ['DAGSTER_HOME']})")
     if done == "expanded":
         _progress(_expanded_hint(options, name))

@@ -39,6 +39,8 @@ class SchemaModel:
     tables: dict[TableName, TableModel] = field(default_factory=dict)
     # index and constraint names are per schema in PostgreSQL
     relations: set[tuple[str, str]] = field(default_factory=set)
+    # "schema.name" of relations a raw_sql earlier in the migration declares it drops
+    dropped: set[str] = field(default_factory=set)
 
     def table(self, name: TableName) -> TableModel | None:
         return self.tables.get(name)

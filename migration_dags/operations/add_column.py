@@ -168,7 +168,8 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
         return actions + [
             Action(
                 f"drop column {self.column} from {self.table}",
-                f"ALTER TABLE {self.table.sql} DROP COLUMN IF EXISTS {self._col}",
+                # IF EXISTS: the table may be gone already (a raw_sql that created it, undone)
+                f"ALTER TABLE IF EXISTS {self.table.sql} DROP COLUMN IF EXISTS {self._col}",
             )
         ]
 

@@ -30,7 +30,7 @@ from ..schema_model import ColumnModel, SchemaModel, TableModel
 if TYPE_CHECKING:
     from .common.user_triggers import ForeignKey
     from ..spec.types import SpecModel
-    from ..state.saved_columns import SavedColumn
+    from ..state.saved_columns import Dependent, SavedColumn
 
 RANGE_PLACEHOLDER = "/*migration_dags:key_range*/TRUE"
 
@@ -55,6 +55,10 @@ class OpContext:
     # table -> the foreign keys it has or is referenced by (for the checks that stand in for the
     # FK triggers batches skip in replica mode); read from the live catalog
     foreign_keys: dict[TableName, list["ForeignKey"]] = field(default_factory=dict)
+    # (table, column) -> the indexes and constraints the column has now, for each column an
+    # operation carries over (carried_column): what alter_column rebuilds on its new column
+    column_dependents: dict[tuple[TableName, str], tuple["Dependent", ...]] = field(
+        default_factory=dict)
 
     def key_of(self, table: TableName) -> list[str]:
         return self.keys.get(table, [])
@@ -220,6 +224,12 @@ class Operation:
     def expressions(self) -> list[Expression]:
         """The SQL expressions this operation's file entry holds (see Expression)."""
         return []
+
+    def carried_column(self) -> tuple[TableName, str] | None:
+        """The column whose views, indexes and CHECK constraints this operation re-creates over
+        a new column of that name at cutover (alter_column): validate checks they work over its
+        new type (spec/rebuild_check.py), plan lists the views (common/dependent_views.py)."""
+        return None
 
     def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
         """The new shape of `table` while the migration is expanded (expand/version_schema.py):

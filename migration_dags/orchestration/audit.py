@@ -16,8 +16,9 @@ One entry per run, oldest first:
     rollback  for a rollback run: reason, failed checks or step, the run that triggered it
     error     the first error of a failed run, one line
 
-Runs of other jobs in the same instance are left out; a UI run carries no migration tag, so its
-migration is read from its asset selection or the assets it materialized.
+Runs of other jobs in the same instance are left out. A UI run gets our tags when its first step
+starts (tagging.py); one that failed before that has none, so its migration is read from its asset
+selection or the assets it materialized.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from dagster._core.storage.tags import (  # Dagster's own tags, not re-exported 
 from ..errors import MigrationError
 from ..steps import STEPS
 
-ROLLBACK_SUFFIX = "__rollback"  # jobs.rollback_job_name; jobs.py is not imported to keep this light
+RANGES_STEP = "backfill_ranges"  # tagging.RANGES_STEP: the key-range asset
+ROLLBACK_SUFFIX = "__rollback"
+APPLIED_CHECK = "applied"  # checks.APPLIED: the step is applied in the database  # jobs.rollback_job_name; jobs.py is not imported to keep this light
 ROLLBACK_TAGS = ("reason", "failed_checks", "failed_step", "triggered_by_run")
 _SQL_FENCE = re.compile(r"^```sql\n(.*)\n```$", re.S)
 
@@ -64,6 +67,8 @@ def parse_since(text: str | None) -> datetime | None:
 def migration_step_of_key(key: dg.AssetKey) -> tuple[str, str] | None:
     """(migration, step) for a migration step's asset key [migration, step], else None."""
     path = key.path
+    if len(path) == 2 and path[1] == RANGES_STEP:  # the key ranges are the backfill step's
+        return (path[0], "backfill")
     return (path[0], path[1]) if len(path) == 2 and path[1] in STEPS else None
 
 
@@ -192,7 +197,9 @@ class _RunEvents:
         """One entry per step asset; a backfill over many partitions records the same metadata
         on each partition's materialization, so it is counted once."""
         by_key: dict[tuple[str, str], dict[str, Any]] = {}
-        for key, partition, metadata in self._asset_events():
+        # a step's own event first: a run of `backfill` also records each key range it ran
+        events = sorted(self._asset_events(), key=lambda e: e[0].path[-1] == RANGES_STEP)
+        for key, partition, metadata in events:
             ms = migration_step_of_key(key)
             if ms is None:
                 continue
@@ -208,7 +215,7 @@ class _RunEvents:
                 "partitions": 1 if partition else 0,
             }
             for extra in ("skipped", "passed", "error", "proof", "file_changed", "target_database",
-                          "file_checksum"):
+                          "file_checksum", "status"):
                 if extra in metadata:
                     by_key[ms][extra] = metadata[extra]
         return list(by_key.values())
@@ -289,7 +296,7 @@ def render_table(entries: Iterable[dict[str, Any]]) -> str:
 def _notes(entry: dict[str, Any]) -> list[str]:
     notes = []
     for check in entry["checks"]:
-        if check["passed"]:
+        if check["passed"] or check["check"] == APPLIED_CHECK:  # `applied` fails on a rollback
             continue
         notes.append(f"check {check['asset']}:{check['check']} FAILED")
         for o in check["failed"]:

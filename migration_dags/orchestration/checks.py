@@ -7,6 +7,10 @@
 
 Every check is blocking at ERROR severity: one failure stops cutover in the same run.
 
+Every step asset also has `applied` (not blocking): the step is applied in the target database.
+Each materialization records it; the rollback job records it failed at WARN severity once the
+step is rolled back, so the graph shows a rolled-back migration as such (run history is kept).
+
 On the backfill asset, a migration that declares suites also gets `suites_partition`: after the
 backfill processes its partitions, the suites' row-level expectations run on each partition's key
 range. In Dagster 1.13 a check on a partitioned asset evaluated in a run over a partition range
@@ -26,13 +30,14 @@ from typing import Any
 import dagster as dg
 
 from ..engine import ExtraChecks, MigrationEngine
-from ..reports import CheckFamily, CheckOutcome
+from ..reports import CheckFamily, CheckOutcome, MigrationStatus
 from ..spec import Migration
 
 BACKFILL_COMPLETE = CheckFamily.BACKFILL_COMPLETE.value
 ROW_COUNTS = CheckFamily.ROW_COUNTS.value
 PARITY = CheckFamily.PARITY.value
 SUITES_PARTITION = "suites_partition"
+APPLIED = "applied"
 SAMPLES_SHOWN = 20
 
 _DESCRIPTIONS = {
@@ -92,6 +97,32 @@ def not_reevaluated(migration: Migration, applied_note: str) -> list[dg.AssetChe
         dg.AssetCheckResult(check_name=name, passed=True, metadata={"not_re_evaluated": applied_note})
         for name in family_names(migration)
     ]
+
+
+def applied_spec(asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        APPLIED, asset=asset_key, blocking=False,
+        description="this step is applied in the target database; fails (WARN) once rolled back",
+    )
+
+
+def applied_result(status: MigrationStatus, step: str) -> dg.AssetCheckResult:
+    """`applied` as the engine's state says after a materialization of `step`."""
+    state = status.steps[step]
+    metadata = ({"applied_by_run": state.run_id or "", "applied_at": state.applied_at or ""}
+                if state.applied else {"state": "not applied"})
+    return dg.AssetCheckResult(check_name=APPLIED, passed=state.applied,
+                               severity=dg.AssetCheckSeverity.WARN, metadata=metadata)
+
+
+def applied_evaluation(
+    asset_key: dg.AssetKey, passed: bool, metadata: dict[str, Any]
+) -> dg.AssetCheckEvaluation:
+    """`applied` recorded from outside the asset: the rollback job, a run of key ranges."""
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key, check_name=APPLIED, passed=passed,
+        severity=dg.AssetCheckSeverity.WARN, metadata=metadata,
+    )
 
 
 def backfill_check_specs(migration: Migration, backfill_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:

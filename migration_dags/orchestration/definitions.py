@@ -10,6 +10,7 @@ costs seconds each (FACTS.md).
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Iterable
 
 import dagster as dg
@@ -23,6 +24,11 @@ from .jobs import build_rollback_job
 from .resources import RESOURCE_KEY, MigrationDatabase
 from .schedules import build_schedules
 from .sensors import build_rollback_sensors
+
+
+# Dagster 1.13's own @sensor passes `owners=None` to a beta parameter and warns each time the
+# sensor is copied, which `dagster dev` does while loading the code location: not the user's doing.
+warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.BetaWarning)
 
 
 def build_definitions(

@@ -5,8 +5,12 @@ the one before succeeded:
 
 The last op, backup down, proves every touched table equals its pre-migration backup (schema and
 data fingerprints) before dropping the backup; a mismatch fails the job and keeps the backup.
-Each op records the step's metadata on its output and as an observation of the step's asset, so
-the asset's page shows the rollback too.
+
+What the UI shows after it (run history is never wiped): each step whose down ran gets a
+materialization with `status: rolled_back` and the down's SQL, a step with nothing to undo an
+observation saying so, and every step its `applied` check failed at WARN severity ("rolled back
+by run ..."), so the graph shows the migration rolled back. schema_change's down deletes the key
+ranges' partitions: the next round plans new keys (partitions.py), never showing an old status.
 """
 
 import time
@@ -16,10 +20,13 @@ import dagster as dg
 from ..run_tags import allows_changed
 from ..spec import Migration
 from ..steps import DOWN_ORDER
-from . import partitions
+from . import checks, partitions
 from .assets import step_key
 from .metadata import step_metadata
 from .resources import MigrationDatabase
+from .tagging import tag_run
+
+ROLLED_BACK = "rolled_back"
 
 
 def rollback_job_name(migration: str) -> str:
@@ -54,13 +61,30 @@ def _down_op(migration: Migration, step: str, first: bool) -> dg.OpDefinition:
     )
     def down(context: dg.OpExecutionContext, migration_database: MigrationDatabase):
         started = time.monotonic()
+        tag_run(context, migration, migration_database.url_for(migration), "down", "all")
         engine = migration_database.engine(migration, context.run.run_id, context.log.info,
                                            allow_changed=allows_changed(context.run.tags))
         report = engine.down(step)
         if step == "schema_change":
             partitions.clear(context.instance, migration.name)
         metadata = step_metadata(report, time.monotonic() - started)
-        context.log_event(dg.AssetObservation(asset_key=step_key(migration.name, step), metadata=metadata))
+        record_rolled_back(context, step_key(migration.name, step), metadata,
+                           ran=not report.skipped_reason)
         context.add_output_metadata(metadata)
 
     return down
+
+
+def record_rolled_back(
+    context: dg.OpExecutionContext, key: dg.AssetKey, metadata: dict, ran: bool
+) -> None:
+    """The step's asset says it is rolled back: a materialization when its down ran (the SQL it
+    ran is the asset's latest metadata), an observation when there was nothing to undo; and
+    `applied` failed (WARN) either way: the step is not in the database any more."""
+    if ran:
+        context.log_event(dg.AssetMaterialization(asset_key=key, metadata={"status": ROLLED_BACK, **metadata}))
+    else:
+        context.log_event(dg.AssetObservation(asset_key=key, metadata={"status": "not applied", **metadata}))
+    context.log_event(checks.applied_evaluation(
+        key, False, {"state": ROLLED_BACK if ran else "not applied",
+                     "rolled_back_by_run": context.run.run_id}))

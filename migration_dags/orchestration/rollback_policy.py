@@ -22,7 +22,7 @@ from .jobs import rollback_job_name
 
 VALIDATION_STEP = "validation"
 # assets whose blocking checks gate cutover: validation's, and backfill's per-key-range suites
-CHECKED_STEPS = frozenset({"backfill", VALIDATION_STEP})
+CHECKED_STEPS = frozenset({"backfill", "backfill_ranges", VALIDATION_STEP})
 
 
 @dataclass(frozen=True)

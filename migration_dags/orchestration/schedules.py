@@ -36,17 +36,16 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from dagster._utils.schedules import cron_string_iterator
 
 from .. import state
-from ..db import display_url
 from ..engine import MigrationEngine
 from ..spec import Migration
 from ..spec.migration import BackfillSchedule
 from . import partitions
 from .assets import step_key
 from .resources import RESOURCE_KEY, MigrationDatabase
+from .tagging import DATABASE_TAG, RANGES_STEP, database_label
 
 TICK_CRON = "*/5 * * * *"
 WINDOW_END_TAG = "migration_dags/window_end"
-DATABASE_TAG = "migration_dags/database"
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
              dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
@@ -68,19 +67,6 @@ def window_closed(tags: dict[str, str], now: datetime | None = None) -> datetime
     return closes if (now or datetime.now(timezone.utc)) >= closes else None
 
 
-def database_label(url: str) -> str:
-    """host:port/dbname of a database URL: the concurrency key, without any password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    from ..db import libpq_url
-
-    try:
-        parts = conninfo_to_dict(libpq_url(url))
-    except Exception:  # unreadable: the display form still hides the password
-        return display_url(url)
-    return f"{parts.get('host', 'local')}:{parts.get('port', '5432')}/{parts.get('dbname', '')}"
-
-
 def build_schedules(
     migrations: list[Migration], database: MigrationDatabase
 ) -> tuple[list[dg.ScheduleDefinition], list[dg.UnresolvedAssetJobDefinition]]:
@@ -89,7 +75,8 @@ def build_schedules(
         if m.schedule is None:
             continue
         backfill_job = dg.define_asset_job(
-            f"{m.name}__offpeak_backfill_job", selection=[step_key(m.name, "backfill")],
+            f"{m.name}__offpeak_backfill_job", selection=[step_key(m.name, RANGES_STEP)],
+            tags=_job_tags(m, "backfill"),
             description=f"{m.name}: backfill key ranges (launched by the off-peak schedule)")
         jobs.append(backfill_job)
         schedules.append(_backfill_schedule(m, backfill_job))
@@ -97,6 +84,7 @@ def build_schedules(
             complete_job = dg.define_asset_job(
                 f"{m.name}__offpeak_complete_job",
                 selection=[step_key(m.name, "validation"), step_key(m.name, "cutover")],
+                tags=_job_tags(m, "validation,cutover"),
                 description=f"{m.name}: validation, then cutover (auto_complete)")
             jobs.append(complete_job)
             schedules.append(_complete_schedule(m, complete_job))
@@ -205,6 +193,11 @@ def _tags(m: Migration, engine: MigrationEngine, closes: datetime, step: str) ->
     return {"migration": m.name, "step": step, "direction": "up", "source": "schedule",
             "actor": "schedule", WINDOW_END_TAG: closes.isoformat(),
             DATABASE_TAG: database_label(engine.database_url)}
+
+
+def _job_tags(m: Migration, step: str) -> dict[str, str]:
+    """Tags of the job itself, so a launch from the UI's Jobs page carries them too."""
+    return {"migration": m.name, "step": step, "direction": "up"}
 
 
 def _now(context: dg.ScheduleEvaluationContext) -> datetime:

@@ -42,6 +42,7 @@ from .audit import ROLLBACK_SUFFIX, migration_step_of_key, migrations_of_run
 from ..errors import MigrationError
 from ..spec import Migration
 from .resources import MigrationDatabase
+from .tagging import DATABASE_TAG, database_label
 from .rollback_policy import (
     RollbackRequest,
     StepFailure,
@@ -250,7 +251,10 @@ class _Tick:
         return None
 
     def _run_request(self, request: RollbackRequest) -> dg.RunRequest:
-        tags = {**request.tags, "actor": f"sensor:{SENSOR_NAME}", "source": "sensor"}
+        migration = self.migrations[request.migration]
+        tags = {**request.tags, "actor": f"sensor:{SENSOR_NAME}", "source": "sensor",
+                # at launch, so the queue's per-database limit (deploy/dagster.yaml) applies
+                DATABASE_TAG: database_label(self.database.url_for(migration))}
         version = code_version(self.migrations[request.migration].file)
         if version:
             tags["code_version"] = version

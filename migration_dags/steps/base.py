@@ -71,8 +71,11 @@ class StepRun:
         runner = ActionRunner(self.conn, self.engine.lock_settings)
         try:
             for action in actions:
-                self.log(f"{report.step} {report.direction}: {action.description}")
-                report.results.append(runner.run(action))
+                result = runner.run(action)
+                report.results.append(result)
+                if result.ran:  # an action whose `only_if` said no did nothing: not logged
+                    self.log(f"{report.step} {report.direction}: {action.description} "
+                             f"({result.duration_s:.2f} s)")
         except Exception as exc:
             if undo is None:
                 raise

@@ -13,11 +13,13 @@ layer reports each family as a blocking asset check and the CLI rolls back (exit
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import psycopg
 
 from .. import state
+from ..actions import Action, ActionResult
 from ..capture import expected_row_count
 from ..errors import ValidationFailedError
 from ..reports import CheckFamily, CheckOutcome, StepReport
@@ -40,7 +42,7 @@ class ValidationStep(Step):
 
     def up(self, run: StepRun, partition: str | None = None) -> StepReport:
         report = run.report(self.name, "up")
-        outcomes = run_checks(run.engine, run.conn)
+        outcomes = run_checks(run.engine, run.conn, queries=report.results)
         report.extra["checks"] = [o.as_dict() for o in outcomes]
         report.extra["migration_state"] = (
             "expanded: both shapes work (the new one in the version schema); materialize "
@@ -63,9 +65,16 @@ class ValidationStep(Step):
 
 
 def run_checks(
-    engine: "MigrationEngine", conn: psycopg.Connection, partition: str | None = None
+    engine: "MigrationEngine", conn: psycopg.Connection, partition: str | None = None,
+    queries: list[ActionResult] | None = None,
 ) -> list[CheckOutcome]:
-    """Every check: backfill complete, row counts, parity, then the suites hook. Changes nothing."""
+    """Every check: backfill complete, row counts, parity, then the suites hook. Changes nothing.
+    With `queries`, each query that ran is appended to it (a step's metadata shows its SQL)."""
+    def ran(description: str, sql: str, started: float) -> None:
+        if queries is not None:
+            queries.append(ActionResult(Action(description, sql, takes_lock=False), True, 0,
+                                        time.monotonic() - started, 1, 0.0))
+
     name = engine.migration.name
     remaining = [k for k, d, _n in state.ranges_status(conn, name) if not d]
     outcomes = [CheckOutcome(
@@ -76,9 +85,12 @@ def run_checks(
     for rec in state.backups(conn, name):
         # Under live writes the count moves: expected = backup + application inserts - deletes
         # (capture.py), in the same snapshot as the count.
+        started = time.monotonic()
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             count, expected, inserted, deleted = expected_row_count(conn, rec)
+        ran(f"row count of {rec.source} (and the application's net inserts and deletes)",
+            f"SELECT count(*) FROM {rec.source.sql}", started)
         within = ROW_COUNT_RULES[rule](count, expected) or (
             rule == "exact" and abs(count - expected) <= tolerance)
         allowance = f" ± {tolerance}" if tolerance and rule == "exact" else ""
@@ -88,10 +100,14 @@ def run_checks(
             f"+ {inserted} inserted - {deleted} deleted by the application = {expected}",
             within, count, [], CheckFamily.ROW_COUNTS))
     for check in parity_checks(engine.migration.operations, engine.context(conn)):
+        started = time.monotonic()
         bad = conn.execute(check.count_sql).fetchone()[0]
+        ran(check.description, check.count_sql, started)
         samples = []
         if bad and check.sample_sql:
+            started = time.monotonic()
             samples = [str(r[0]) for r in conn.execute(check.sample_sql).fetchall()]
+            ran(f"sample keys: {check.description}", check.sample_sql, started)
         outcomes.append(CheckOutcome(
             check.name, check.description, bad == 0, bad, samples, CheckFamily.PARITY))
     if engine.extra_checks is not None:

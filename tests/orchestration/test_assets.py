@@ -1,4 +1,5 @@
-"""Tier 2: materialize a small migration's graph on a fresh database, in-process."""
+"""Tier 2: materialize a small migration's graph on a fresh database, in-process: step by step,
+all at once (the UI's "Materialize all"), and key ranges alone (schedules, partial backfills)."""
 
 from __future__ import annotations
 
@@ -39,9 +40,15 @@ def _metadata(result, name, step):
     return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
-def _range(instance, name):
+def _range(instance, name, first=0, last=-1):
     keys = instance.get_dynamic_partitions(partitions_def_name(name))
-    return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    return {ASSET_PARTITION_RANGE_START_TAG: keys[first], ASSET_PARTITION_RANGE_END_TAG: keys[last]}
+
+
+def _applied(result, name):
+    """The `applied` check of each step the run evaluated it on."""
+    return {e.asset_key.path[1]: e.passed for e in result.get_asset_check_evaluations()
+            if e.check_name == "applied" and e.asset_key.path[0] == name}
 
 
 def test_the_graph_materializes_step_by_step_with_metadata(migrations_dir, items_url, instance):
@@ -63,19 +70,23 @@ def test_the_graph_materializes_step_by_step_with_metadata(migrations_dir, items
     assert keys[0] == f"00-00000 id <=50 @{round_}" and keys[1] == f"00-00001 id >50 <=100 @{round_}"
     assert keys[-1].endswith(f"id >{50 * (len(keys) - 1)} @{round_}")
 
-    second = _materialize(assets, resources, instance, ["backfill"], "add_flag",
-                          {**tags, **_range(instance, "add_flag")})
+    second = _materialize(assets, resources, instance, ["backfill"], "add_flag", tags)
     backfill = _metadata(second, "add_flag", "backfill")
     assert backfill["rows_affected"] == ITEM_ROWS
     assert (backfill["partitions_done"], backfill["partitions_total"]) == (len(keys), len(keys))
     assert backfill["rows_per_s"] > 0 and "UPDATE" in backfill["sql"]
-    # one run covered the whole range: one materialization per partition
-    assert len(second.get_asset_materialization_events()) == len(keys)
+    # one unpartitioned run ran every key range, and recorded each as a key-range partition
+    ranges = [e.partition for e in second.get_asset_materialization_events()
+              if e.asset_key == step_key("add_flag", "backfill_ranges")]
+    assert ranges == keys
+    assert set(instance.get_materialized_partitions(step_key("add_flag", "backfill_ranges"))) == set(keys)
 
     third = _materialize(assets, resources, instance, ["validation", "cutover"], "add_flag", tags)
     assert third.success
-    checks = {e.check_name: e.passed for e in third.get_asset_check_evaluations()}
-    assert checks == {"backfill_complete": True, "row_counts": True, "parity": True}
+    checks = {e.check_name: e.passed for e in third.get_asset_check_evaluations()
+              if e.asset_key == step_key("add_flag", "validation")}
+    assert checks == {"backfill_complete": True, "row_counts": True, "parity": True, "applied": True}
+    assert _applied(third, "add_flag") == {"validation": True, "cutover": True}
     assert "SET NOT NULL" in _metadata(third, "add_flag", "cutover")["sql"]
 
     status = MigrationEngine(migration, items_url).status().as_dict()
@@ -87,7 +98,7 @@ def test_the_graph_materializes_step_by_step_with_metadata(migrations_dir, items
 def test_a_failing_blocking_check_stops_cutover_in_the_same_run(migrations_dir, items_url, instance):
     migration, assets, resources = _graph(migrations_dir, CLOCK_STAMP, items_url)
     _materialize(assets, resources, instance, ["backup", "schema_change"], "clock_stamp")
-    _materialize(assets, resources, instance, ["backfill"], "clock_stamp", _range(instance, "clock_stamp"))
+    _materialize(assets, resources, instance, ["backfill"], "clock_stamp")
 
     result = _materialize(assets, resources, instance, ["validation", "cutover"], "clock_stamp",
                           raise_on_error=False)
@@ -109,11 +120,55 @@ def test_validation_refuses_until_every_backfill_partition_is_done(migrations_di
     _materialize(assets, resources, instance, ["backup", "schema_change"], "add_flag")
     keys = instance.get_dynamic_partitions(partitions_def_name("add_flag"))
 
-    # One partition plus the steps after it: Dagster would run validation after that partition.
+    # One key range plus the steps after it: Dagster would run validation after that range.
     with pytest.raises(RefusedError, match=rf"backfill has 1 of {len(keys)} partitions done"):
-        _materialize(assets, resources, instance, ["backfill", "validation", "cutover"], "add_flag",
-                     partition_key=keys[0])
+        _materialize(assets, resources, instance, ["backfill_ranges", "validation", "cutover"],
+                     "add_flag", partition_key=keys[0])
 
     status = MigrationEngine(migration, items_url).status().as_dict()
     assert status["backfill"]["partitions_done"] == 1
     assert not status["steps"]["validation"]["applied"] and not status["steps"]["cutover"]["applied"]
+
+
+def test_materialize_all_runs_a_fresh_migration_to_cutover_in_one_run(migrations_dir, items_url, instance):
+    """The UI's first click: every asset of the group, no partition chosen, one run."""
+    migration, assets, resources = _graph(migrations_dir, ADD_FLAG, items_url)
+    group = [a for a in assets if a.group_names_by_key.get(step_key("add_flag", "backup"))]
+    assert all(a.partitions_def is None for a in group)  # nothing asks for a partition
+
+    result = dg.materialize(assets, selection=dg.AssetSelection.groups("add_flag"),
+                            resources=resources, instance=instance, run_config=QUIET)
+
+    assert result.success
+    assert MigrationEngine(migration, items_url).status().applied_steps() == {
+        "backup", "schema_change", "backfill", "validation", "cutover"}
+    assert _applied(result, "add_flag") == dict.fromkeys(
+        ["backup", "schema_change", "backfill", "validation", "cutover"], True)
+    keys = instance.get_dynamic_partitions(partitions_def_name("add_flag"))
+    assert set(instance.get_materialized_partitions(step_key("add_flag", "backfill_ranges"))) == set(keys)
+    tags = instance.get_run_by_id(result.run_id).tags  # added at run start: no launcher set them
+    assert tags["migration"] == "add_flag" and tags["direction"] == "up" and tags["source"] == "ui"
+    assert tags["step"] == "backup,schema_change,backfill,validation,cutover"
+    assert tags["target_port"] == "5432" and len(tags["file_checksum"]) == 64
+    assert "@" not in tags["migration_dags/database"]
+
+
+def test_key_ranges_alone_then_backfill_records_the_step_done(migrations_dir, items_url, instance):
+    """A partial backfill (two key ranges), then the rest: the run finishing the last range
+    records the migration's `backfill` applied; `backfill` itself then has nothing left to do."""
+    migration, assets, resources = _graph(migrations_dir, ADD_FLAG, items_url)
+    _materialize(assets, resources, instance, ["backup", "schema_change"], "add_flag")
+    keys = instance.get_dynamic_partitions(partitions_def_name("add_flag"))
+
+    part = _materialize(assets, resources, instance, ["backfill_ranges"], "add_flag",
+                        _range(instance, "add_flag", 0, 1))
+    assert {e.partition for e in part.get_asset_materialization_events()} == set(keys[:2])
+    assert MigrationEngine(migration, items_url).status().backfill.partitions_done == 2
+
+    rest = _materialize(assets, resources, instance, ["backfill_ranges"], "add_flag",
+                        _range(instance, "add_flag", 2, -1))
+    backfill = [e for e in rest.get_asset_materialization_events()
+                if e.asset_key == step_key("add_flag", "backfill")]
+    assert len(backfill) == 1 and _applied(rest, "add_flag") == {"backfill": True}
+    after = _materialize(assets, resources, instance, ["backfill"], "add_flag")
+    assert _metadata(after, "add_flag", "backfill")["skipped"] == "already applied"

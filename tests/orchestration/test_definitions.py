@@ -37,8 +37,13 @@ def test_build_definitions_has_a_group_a_rollback_job_and_checks_per_migration(m
     assert dg.AssetKey(["add_flag", "cutover"]) in graph.get(dg.AssetKey(["add_view", "backup"])).parent_keys
     validation = dg.AssetKey(["add_flag", "validation"])
     checks = {k.name for k in graph.asset_check_keys if k.asset_key == validation}
-    assert checks == {"backfill_complete", "row_counts", "parity"}
-    assert graph.get(dg.AssetKey(["add_flag", "backfill"])).partitions_def.name == "add_flag__backfill"
+    assert checks == {"backfill_complete", "row_counts", "parity", "applied"}
+    # the group is unpartitioned ("Materialize all" is one run); the key ranges are an asset
+    # of their own, outside the group, partitioned
+    assert all(graph.get(k).partitions_def is None for k in keys)
+    ranges = graph.get(dg.AssetKey(["add_flag", "backfill_ranges"]))
+    assert ranges.partitions_def.name == "add_flag__backfill" and ranges.group_name == "add_flag__key_ranges"
+    assert dg.AssetKey(["add_flag", "schema_change"]) in ranges.parent_keys
 
 
 def test_the_lazy_defs_read_the_folder_from_the_environment(migrations_dir, monkeypatch):

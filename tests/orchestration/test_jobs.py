@@ -35,14 +35,21 @@ def test_the_rollback_job_restores_the_pre_migration_state(migrations_dir, items
     assert not any(s["applied"] for s in status["steps"].values())
     assert status["backfill"]["partitions_total"] == 0
     assert instance.get_dynamic_partitions(partitions_def_name("add_flag")) == []
-    # each down step is recorded on its asset, in reverse order, the backup's with the proof
-    observations = [e.event_specific_data.asset_observation for e in result.all_events
-                    if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION]
-    assert [o.asset_key.path for o in observations] == [["add_flag", s] for s in DOWN_ORDER]
-    proof = observations[-1].metadata["proof"].value["public.items"]
+    # each down step is a materialization of its asset saying "rolled_back", in reverse order,
+    # the backup's with the proof; and every step's `applied` check fails (WARN)
+    rolled = [e.event_specific_data.materialization for e in result.all_events
+              if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+    assert [m.asset_key.path for m in rolled] == [["add_flag", s] for s in DOWN_ORDER]
+    assert {m.metadata["status"].value for m in rolled} == {"rolled_back"}
+    proof = rolled[-1].metadata["proof"].value["public.items"]
     assert proof["schema_equal"] and proof["data_equal"]
-    assert "DROP COLUMN" in observations[3].metadata["sql"].value
-    assert result.dagster_run.tags["direction"] == "down"
+    assert "DROP COLUMN" in rolled[3].metadata["sql"].value
+    applied = [e for e in result.get_asset_check_evaluations() if e.check_name == "applied"]
+    assert [(e.asset_key.path[1], e.passed, e.severity) for e in applied] == [
+        (s, False, dg.AssetCheckSeverity.WARN) for s in DOWN_ORDER]
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert (tags["direction"], tags["step"], tags["migration"]) == ("down", "all", "add_flag")
+    assert tags["target_database"] and tags["file_checksum"] and tags["source"] == "ui"
 
 
 def test_a_second_rollback_changes_nothing(migrations_dir, items_url, instance):

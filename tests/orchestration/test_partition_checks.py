@@ -10,7 +10,7 @@ from migration_dags.engine import MigrationEngine
 from migration_dags.orchestration.checks import SUITES_PARTITION
 from migration_dags.orchestration.partitions import partitions_def_name
 from orchestration.samples import ADD_FLAG
-from orchestration.test_assets import _graph, _materialize, _range
+from orchestration.test_assets import _graph, _materialize
 
 # 200 items in partitions of 50; the backfill leaves `note` NULL where id % 50 = 7.
 ADD_NOTE = """
@@ -58,7 +58,7 @@ def test_nulls_left_by_the_backfill_fail_the_blocking_partition_check(
 
     # the CLI's shape: one run over the whole partition range, with the steps after it
     result = _materialize(assets, resources, instance, ["backfill", "validation", "cutover"],
-                          "add_note", _range(instance, "add_note"), raise_on_error=False)
+                          "add_note", raise_on_error=False)
 
     assert not result.success
     [check] = _backfill_check(result)
@@ -75,7 +75,7 @@ def test_nulls_left_by_the_backfill_fail_the_blocking_partition_check(
     assert "row_count" not in meta["failed_checks"] and meta["checked"] == 4
     # blocking: the backfill is done, yet validation and cutover did not run in this run
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
-    assert materialized == {"backfill"}
+    assert materialized == {"backfill", "backfill_ranges"}  # each key range it ran, recorded
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert started == {"add_note__backfill"}  # the check failed the backfill step itself
     status = MigrationEngine(migration, items_url).status().as_dict()["steps"]
@@ -91,15 +91,15 @@ def test_a_passing_suite_passes_the_partition_check(
     _materialize(assets, resources, instance, ["backup", "schema_change"], "add_flag")
     keys = instance.get_dynamic_partitions(partitions_def_name("add_flag"))
 
-    result = _materialize(assets, resources, instance, ["backfill"], "add_flag",
-                          _range(instance, "add_flag"))
+    result = _materialize(assets, resources, instance, ["backfill"], "add_flag")
 
     [check] = _backfill_check(result)
     assert check.passed
     meta = {k: v.value for k, v in check.metadata.items()}
     assert (meta["observed"], meta["partitions_checked"], meta["failed"]) == (0, len(keys), 0)
-    # one partition alone (no range) gets its own passing evaluation
-    again = _materialize(assets, resources, instance, ["backfill"], "add_flag", partition_key=keys[0])
+    # one key range alone (no range) gets its own passing evaluation
+    again = _materialize(assets, resources, instance, ["backfill_ranges"], "add_flag",
+                         partition_key=keys[0])
     [one] = _backfill_check(again)
     assert one.passed and one.metadata["partitions_checked"].value == 1
 
@@ -107,7 +107,9 @@ def test_a_passing_suite_passes_the_partition_check(
 def test_a_migration_without_suites_has_no_partition_check(migrations_dir, items_url, instance):
     _migration, assets, resources = _graph(migrations_dir, ADD_FLAG, items_url)
     backfill = next(a for a in assets if a.key.path[-1] == "backfill")
-    assert list(backfill.check_specs) == []
+    assert [s.name for s in backfill.check_specs] == ["applied"]
+    ranges = next(a for a in assets if a.key.path[-1] == "backfill_ranges")
+    assert list(ranges.check_specs) == []
 
 
 def test_the_cli_rolls_back_a_failed_partition_check_and_exits_3(

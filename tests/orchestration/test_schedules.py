@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as RANGE_END
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as RANGE_START
 
 from migration_dags.engine import MigrationEngine
 from migration_dags.errors import RefusedError
@@ -49,10 +51,12 @@ def scheduled(migrations_dir, now: datetime, auto_complete: bool = True) -> str:
 
 def tick(defs: dg.Definitions, name: str, instance, url: str, when: datetime):
     schedule = defs.get_schedule_def(name)
-    context = dg.build_schedule_context(
+    # as a context manager: what the context entered (its logger, the instance's defs-state
+    # storage) is closed again, or a later test sees a disposed instance
+    with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when,
-        resources={RESOURCE_KEY: MigrationDatabase(database_url=url)})
-    return schedule.evaluate_tick(context)
+        resources={RESOURCE_KEY: MigrationDatabase(database_url=url)}) as context:
+        return schedule.evaluate_tick(context)
 
 
 def test_schedules_backfill_only_inside_the_window_then_complete(items_url, migrations_dir, instance):
@@ -117,3 +121,35 @@ def test_each_shipped_migration_with_a_schedule_gets_one():
     declared = {m.name for m in MigrationSet.load(folder).ordered() if m.schedule}
     assert declared  # the shipped add_email_verification declares one
     assert {f"{n}__offpeak_backfill" for n in declared} <= {s.name for s in defs.schedules}
+
+
+def test_walking_a_day_in_five_minute_ticks_launches_batches_only_inside_the_window(
+    items_url, migrations_dir, instance
+):
+    """Time moves through a whole day, tick by tick; each launched run is executed at once. Runs
+    start only at ticks inside the window (at most 2 key ranges each), and a run whose window
+    closed while it waited starts no key range."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    name = scheduled(migrations_dir, now, auto_complete=False)  # window: now-10 min .. now+50 min
+    migration = MigrationSet.load(migrations_dir).get(name)
+    defs = definitions_for([migration], MigrationDatabase(database_url=items_url))
+    engine = MigrationEngine(migration, items_url)
+    engine.up("backup")
+    engine.up("schema_change")
+    opened, closes = now - timedelta(minutes=10), now + timedelta(minutes=50)
+    job = defs.resolve_job_def(f"{name}__offpeak_backfill_job")
+
+    launched_at = []
+    for step in range(-12 * 12, 12 * 12):  # 24 hours of ticks around the window
+        when = now + timedelta(minutes=5 * step)
+        result = tick(defs, f"{name}__offpeak_backfill", instance, items_url, when)
+        for request in result.run_requests:
+            launched_at.append(when)
+            keys = instance.get_dynamic_partitions(f"{name}__backfill")
+            first, last = (keys.index(request.tags[t]) for t in (RANGE_START, RANGE_END))
+            assert last - first < 2  # max_partitions_per_tick
+            job.execute_in_process(instance=instance, tags=request.tags)
+
+    assert launched_at and all(opened <= t < closes for t in launched_at)
+    assert len(launched_at) == 2  # 4 key ranges, 2 per tick, then nothing is left
+    assert engine.status().is_applied("backfill")

@@ -12,7 +12,6 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from migration_dags import cli
 from migration_dags.orchestration.audit import audit_log
@@ -58,12 +57,8 @@ operations:
 
 def materialize(defs: dg.Definitions, instance, migration: str, *steps: str) -> dg.ExecuteInProcessResult:
     """Run steps as `dagster asset materialize` does: in-process, no CLI tags."""
-    tags = {}
-    if "backfill" in steps:
-        keys = instance.get_dynamic_partitions(f"{migration}__backfill")
-        tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=[step_key(migration, s) for s in steps], tags=tags,
+        instance=instance, asset_selection=[step_key(migration, s) for s in steps],
         run_config=QUIET, raise_on_error=False,
     )
 
@@ -129,9 +124,9 @@ def test_a_failed_validation_is_rolled_back_once_by_the_sensor(score, items_url,
 
     assert rollback.success
     assert snapshot(items_url) == before and backup_tables(items_url) == []
-    proof = [e.event_specific_data.asset_observation.metadata["proof"].value for e in rollback.all_events
-             if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
-             and "proof" in e.event_specific_data.asset_observation.metadata]
+    proof = [e.event_specific_data.materialization.metadata["proof"].value for e in rollback.all_events
+             if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+             and "proof" in e.event_specific_data.materialization.metadata]
     [[(table, figures)]] = [list(p.items()) for p in proof]
     assert table == "public.items" and figures["schema_equal"] and figures["data_equal"]
     assert (figures["rows_before"], figures["rows_now"]) == (200, 200)
@@ -208,7 +203,7 @@ def test_the_sensor_rolls_back_a_cli_run_stopped_before_its_rollback(
     monkeypatch.setattr(launch.Launcher, "down", interrupted)
     code = cli.main(["up", "add_score", "--complete", "--migrations-dir", str(migrations_dir), "--database-url", items_url])
     assert code == 130
-    [failed] = instance.get_run_records(dg.RunsFilter(tags={"step": "validation"}))
+    [failed] = instance.get_run_records(dg.RunsFilter(tags={"step": "backfill,validation,cutover"}))
 
     waiting = tick(patient, defs, instance, cursor)
     assert waiting.run_requests == []
