@@ -51,7 +51,7 @@ from typing import Sequence
 import click
 import psycopg
 
-from . import output, settings
+from . import cli_tenants, output, settings
 from .cli_parsing import GlobalOptions, Invocation, build_group, migration_name
 from .engine import MigrationEngine
 from .db import is_connection_lost
@@ -199,10 +199,17 @@ ALLOW_CHANGED = click.option(
          "both shapes then work until `complete`", migration_name(),
          retry_on_disconnect(), ALLOW_CHANGED,
          click.option("--complete", "complete", is_flag=True,
-                      help="contract too (cutover), for a database no application writes to"))
+                      help="contract too (cutover), for a database no application writes to"),
+         cli_tenants.TENANT_OPTION)
 def cmd_up(options: GlobalOptions, name: str, retries: int, allow_changed: bool,
-           complete: bool) -> int:
+           complete: bool, tenants: tuple[str, ...]) -> int:
     launch = _launch_module(options)
+    if cli_tenants.has_tenants(_migration(options, name), tenants):  # tenant by tenant
+        code, message = cli_tenants.up(name, tenants, options.json, _progress, dict(
+            _launch_options(options), allow_changed=allow_changed, complete=complete))
+        if code:
+            _error(message)
+        return code
     result = _reconnecting(
         lambda: launch.run_up(name, complete=complete, allow_changed=allow_changed,
                               **_launch_options(options)),
@@ -216,10 +223,18 @@ def cmd_up(options: GlobalOptions, name: str, retries: int, allow_changed: bool,
                       metavar="S", help="how long no write in the old shape must have been seen "
                       "(default 300)"),
          click.option("--force", is_flag=True, help="contract although old-shape writes were "
-                      "seen within the quiet period (the run records it)"))
+                      "seen within the quiet period (the run records it)"),
+         cli_tenants.TENANT_OPTION)
 def cmd_complete(options: GlobalOptions, name: str, allow_changed: bool,
-                 quiet_seconds: float | None, force: bool) -> int:
+                 quiet_seconds: float | None, force: bool, tenants: tuple[str, ...]) -> int:
     launch = _launch_module(options)
+    if cli_tenants.has_tenants(_migration(options, name), tenants):  # tenant by tenant
+        code, message = cli_tenants.complete(name, tenants, options.json, _progress, dict(
+            _launch_options(options), allow_changed=allow_changed),
+            quiet_seconds=quiet_seconds, force=force)
+        if code:
+            _error(message)
+        return code
     result = launch.run_complete(name, quiet_seconds=quiet_seconds, force=force,
                                  allow_changed=allow_changed, **_launch_options(options))
     return _report_up(options, name, result, "complete")
@@ -254,9 +269,13 @@ def _expanded_hint(options: GlobalOptions, name: str) -> str:
 
 
 @command("down", "roll back: the down steps in reverse, ending with the backup proof",
-         migration_name(), retry_on_disconnect(), ALLOW_CHANGED)
-def cmd_down(options: GlobalOptions, name: str, retries: int, allow_changed: bool) -> int:
+         migration_name(), retry_on_disconnect(), ALLOW_CHANGED, cli_tenants.TENANT_OPTION)
+def cmd_down(options: GlobalOptions, name: str, retries: int, allow_changed: bool,
+             tenants: tuple[str, ...]) -> int:
     launch = _launch_module(options)
+    if cli_tenants.has_tenants(_migration(options, name), tenants):  # tenant by tenant
+        return cli_tenants.down(name, tenants, _progress,
+                                dict(_launch_options(options), allow_changed=allow_changed))
     result = _reconnecting(
         lambda: launch.run_down(name, allow_changed=allow_changed, **_launch_options(options)),
         retries)
@@ -300,8 +319,13 @@ def cmd_restore(options: GlobalOptions, name: str, allow_changed: bool,
     return 0
 
 
-@command("status", "steps applied, backfill partitions done, rows", migration_name())
-def cmd_status(options: GlobalOptions, name: str) -> int:
+@command("status", "steps applied, backfill partitions done, rows (a line per tenant)",
+         migration_name(), cli_tenants.TENANT_OPTION)
+def cmd_status(options: GlobalOptions, name: str, tenants: tuple[str, ...]) -> int:
+    migration = _migration(options, name)
+    if cli_tenants.has_tenants(migration, tenants):
+        return cli_tenants.status(migration, database_url_for(migration, options.database_url),
+                                  tenants, options.json)
     status = _engine(options, name).status()
     if options.json:
         print(json.dumps(status.as_dict(), indent=2, sort_keys=True))

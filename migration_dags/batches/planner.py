@@ -91,27 +91,37 @@ def plan_partitions(
     keys: list[str] = []
     with conn.transaction():
         for t_index, task in enumerate(tasks):
-            spec = key_spec(conn, task.range_table)
-            edges: list[list[str] | None] = [None]
-            while True:
-                row = conn.execute(
-                    f"SELECT {_text_cols(spec)} "
-                    f"FROM {task.range_table.sql} AS {_T} "
-                    f"WHERE {spec.range_sql(edges[-1], None, _T)} "
-                    f"ORDER BY {', '.join(spec.cols(_T))} OFFSET {int(partition_rows) - 1} LIMIT 1"
-                ).fetchone()
-                if row is None:
-                    break
-                edges.append(list(row))
-            edges.append(None)
-            if len(edges) > 2 and _is_last_key(conn, task.range_table, spec, edges[-2]):
-                # the last bound is the table's last key: no empty partition after it
-                edges.pop(-2)
+            if task.copy is not None:  # rows from another database: cut by the source's keys
+                edges = task.copy.key_edges(partition_rows)
+            else:
+                edges = _edges(conn, task, partition_rows)
             for i in range(len(edges) - 1):
                 key = partition_key(t_index, i)
                 state.record_range(conn, migration, key, t_index, edges[i], edges[i + 1])
                 keys.append(key)
     return keys
+
+
+def _edges(conn: psycopg.Connection, task: BackfillTask,
+           partition_rows: int) -> list[list[str] | None]:
+    """None, the keys that end each partition but the last, None."""
+    spec = key_spec(conn, task.range_table)
+    edges: list[list[str] | None] = [None]
+    while True:
+        row = conn.execute(
+            f"SELECT {_text_cols(spec)} "
+            f"FROM {task.range_table.sql} AS {_T} "
+            f"WHERE {spec.range_sql(edges[-1], None, _T)} "
+            f"ORDER BY {', '.join(spec.cols(_T))} OFFSET {int(partition_rows) - 1} LIMIT 1"
+        ).fetchone()
+        if row is None:
+            break
+        edges.append(list(row))
+    edges.append(None)
+    if len(edges) > 2 and _is_last_key(conn, task.range_table, spec, edges[-2]):
+        # the last bound is the table's last key: no empty partition after it
+        edges.pop(-2)
+    return edges
 
 
 def _text_cols(spec: KeySpec, alias: str = _T) -> str:

@@ -94,6 +94,9 @@ def run_partition(
     lower, upper = saved.lower, saved.upper
     position = saved.position if saved.position is not None else lower
     task = tasks[saved.task_index]
+    if task.copy is not None:  # rows from another database (cross_database/copier.py)
+        return task.copy.run_partition(conn, migration, partition, saved, batch_size,
+                                       lock_timeout_ms, throttle, on_batch)
     spec = key_spec(conn, task.range_table)
     gate = as_throttle(throttle)
     progress = PartitionProgress(

@@ -25,12 +25,6 @@ rollback drops trigger, function and shadow column.  uncomplete re-adds the old
 column (type, collation), fills it from the pre-migration backup (rows changed since then, or
 inserted, get `down`), and swaps back in one short transaction, re-creating the start trigger.
 
-With `unique: true`, the validation step first checks that no two rows share a new value, naming
-each colliding value and the keys of its rows, and complete builds a unique index
-(`<table>_<column>_key`) on the shadow column CONCURRENTLY after NOT NULL and before the swap, so
-the column swapped in is already unique (common/unique_values.py); uncomplete drops it. This is the
-four-phase column swap: add the new column (start), backfill it, NOT NULL + unique index, swap.
-
 Views reading the column (directly or through other views, materialized ones too) are carried
 over: the swap's transaction saves, drops and re-creates them over the new column, and its undo
 re-creates them as they were (common/dependent_views.py). The column's plain indexes and CHECK
@@ -45,6 +39,12 @@ plan says so (column_order_note).
 Refused: key columns, serial columns, (at validate) unique indexes and unique, exclusion and
 foreign key constraints on the column, and (when start runs, before any change) identity or
 generated columns, which DROP COLUMN would silently take with it.
+
+With `unique: true`, the validation step first checks that no two rows share a new value, naming
+each colliding value and the keys of its rows, and complete builds a unique index
+(`<table>_<column>_key`) on the shadow column CONCURRENTLY after NOT NULL and before the swap, so
+the column swapped in is already unique (common/unique_values.py); uncomplete drops it. This is the
+four-phase column swap: add the new column (start), backfill it, NOT NULL + unique index, swap.
 """
 
 from __future__ import annotations
@@ -319,13 +319,14 @@ $migration_dags$"""
             f"SELECT count(*) FROM {t} WHERE {self._pending()}",
             f"SELECT ({sample})::text FROM {t} WHERE {self._pending()} LIMIT 20",
         )]
+        checks += rebuilt.check_parity(self.table, self.column, self.shadow,
+                                       self._dependents(ctx), sample)
         if self.unique:
             checks.append(duplicates_check(
                 self.table, self.shadow, key, f"{self.table.name}.{self.column}.unique",
                 f"no two rows of {self.table} share a {self.shadow} (the unique index cutover "
                 "builds before the swap)"))
-        return checks + rebuilt.check_parity(self.table, self.column, self.shadow,
-                                             self._dependents(ctx), sample)
+        return checks
 
     # -- complete / uncomplete ----------------------------------------------------------------------
     def complete(self, ctx: OpContext) -> list[Action]:

@@ -20,7 +20,7 @@ row each reads and the type it must have, so validate can check them against the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..actions import Action
 from ..errors import ColumnDoesNotExistError, TableDoesNotExistError
@@ -106,6 +106,10 @@ class BackfillTask:
     # operations/common/user_triggers.py) or "fire"
     writes: TableName | None = None
     user_triggers: str = "skip"
+    # rows that come from another database (cross_database/copier.py: a RowCopy): the planner
+    # cuts the source's keys into partitions and the runner hands each partition to it;
+    # `statement` is then only what plan and lint show
+    copy: Any = None
 
     @property
     def written_table(self) -> TableName:
@@ -123,6 +127,10 @@ class ParityCheck:
     description: str
     count_sql: str
     sample_sql: str | None = None  # up to 20 offending keys, as text
+    # a check SQL alone cannot make (it reads another database too): called by the validation
+    # step instead of count_sql with (conn, the migration's backfill tasks); returns (offending
+    # count, samples). count_sql is then what plan shows
+    evaluate: Callable[[Any, list["BackfillTask"]], tuple[int, list[str]]] | None = None
 
 
 # kind -> operation type; each type adds itself when its module is imported (operations/__init__

@@ -223,7 +223,10 @@ def _rerun_up(engine: MigrationEngine, conn: psycopg.Connection, step: str) -> N
     ops = engine.migration.operations
     if step == "backfill":
         for task in backfill_tasks(ops, ctx):
-            changed = conn.execute(task.for_range("TRUE")).rowcount
+            if task.copy is not None:  # rows from another database: copy every one again
+                changed = task.copy.copy_range(conn)
+            else:
+                changed = conn.execute(task.for_range("TRUE")).rowcount
             assert changed == 0, f"backfill {task.description!r} changed {changed} rows when re-run"
     elif step != "validation":  # validation's verb gives checks, not actions
         ActionRunner(conn).run_all(up_actions(step, ops, ctx))
