@@ -14,6 +14,7 @@ database named migration_dags_demo is ever dropped and re-created.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -64,6 +65,8 @@ def next_steps(url: str, embedded: bool, name: str = MIGRATION) -> list[str]:
     lines = [
         f"\n== next: the demo's database is still there, every migration applied but {name}; try",
         f"   export MIGRATION_DAGS_DATABASE_URL={shlex.quote(display_url(as_url(url)))}",
+        *([f"   export LEGACY_DATABASE_URL={shlex.quote(os.environ['LEGACY_DATABASE_URL'])}"]
+          if os.environ.get("LEGACY_DATABASE_URL") else []),
         f"   {exe} status swap_user_email  # each migration's steps and state",
         f"   {exe} plan {name}    # the SQL every step would run",
         f"   {exe} verify {name}  # what CI runs: up, down, exact fingerprint, up again, squawk",

@@ -2,9 +2,9 @@
 release sees while it is expanded, a line read from the database once complete, and for the one
 that must fail first, what the "application" wrote before and the fix.
 
-A migration the demo does not know here still runs (its up is printed as is). To add one (the
-cross-database copy, say), add an entry: `prepare` runs before its first up (create its source,
-set its URL variable) and returns a line to print; `shows` reads what the up did.
+A migration the demo does not know here still runs (its up is printed as is). To add one, add an
+entry: `prepare` runs before its first up (copy_cross_database's: its SQLite source and
+LEGACY_DATABASE_URL) and returns a line to print; `shows` reads what the up did.
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import os
+
 import psycopg
 
+from . import settings
 from .demo_data import duplicate_email
 from .expand.version_schema import version_schema_name
 
@@ -106,6 +109,31 @@ def _old_table_shows(url: Url) -> str:
     return f"new_table: {rows:,} rows upserted from old_table, {objects:,} with a JSON object in data"
 
 
+LEGACY_ENV = "LEGACY_DATABASE_URL"
+LEGACY_ROWS = 100_000
+
+
+def _legacy_prepare(url: Url) -> str:
+    """The source copy_cross_database reads: the one LEGACY_DATABASE_URL names, or else a SQLite
+    file the demo seeds (never a database you configured: the demo only writes its own file)."""
+    if os.environ.get(LEGACY_ENV):
+        return f"copy_cross_database reads the source in ${LEGACY_ENV} (as configured)"
+    from .legacy_source import seed_legacy_source, sqlite_url
+
+    path = settings.project_root() / ".migration_dags" / "legacy.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = sqlite_url(path)
+    seed_legacy_source(source, rows=LEGACY_ROWS)
+    os.environ[LEGACY_ENV] = source
+    return (f"the legacy database: {LEGACY_ROWS:,} legacy_customers rows in SQLite ({path}); "
+            f"{LEGACY_ENV}={source}")
+
+
+def _legacy_shows(url: Url) -> str:
+    rows, lowered = _one(url, "SELECT count(*), count(*) FILTER (WHERE email = lower(email)) FROM customers")
+    return f"customers: {rows:,} rows copied from the legacy database, {lowered:,} emails lower-cased"
+
+
 SCENARIOS: dict[str, Scenario] = {
     "swap_user_email": Scenario(_swap_shows, prepare=_swap_prepare, expanded=_swap_expanded,
                                 fix=_swap_fix),
@@ -113,6 +141,5 @@ SCENARIOS: dict[str, Scenario] = {
     "add_email_verification": Scenario(_verification_shows, expanded=_verification_expanded),
     "add_user_roles": Scenario(_roles_shows),
     "migrate_old_table": Scenario(_old_table_shows),
-    # copy_cross_database (scenario 6): its entry goes here (prepare: the source database and
-    # LEGACY_DATABASE_URL; shows: rows copied)
+    "copy_cross_database": Scenario(_legacy_shows, prepare=_legacy_prepare),
 }
