@@ -1,9 +1,12 @@
 """Backups of touched tables, in the tool's schema `migration_dags_backup`, and exact restores.
 
 A backup is taken in one REPEATABLE READ transaction, so the copy, its row count and its
-fingerprint describe the same snapshot of the source.  A restore puts rows back by key: deletes
-rows the backup does not have, updates rows that differ, inserts rows that are missing; it never
-touches a row that already equals its backup, and it runs in one transaction.
+fingerprint describe the same snapshot of the source.  It is a full copy, or, for a table the
+migration only adds to (steps/backup.py says which), its key and one 64-bit hash per row
+(ROW_HASH, the data fingerprint's own row hash): enough for the proof to compare every row the
+application did not write; there is nothing to put back.  A restore puts rows back by key:
+deletes rows the backup does not have, updates rows that differ, inserts rows that are missing;
+it never touches a row that already equals its backup, and it runs in one transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import psycopg
 
 from .db.tool_writes import MARK_TOOL_WRITE
-from .fingerprint import column_names, data_fingerprint, schema_fingerprint
+from .fingerprint import (
+    column_names, data_fingerprint, hashed_fingerprint, row_hash_sql, schema_fingerprint,
+)
 from .identifiers import TableName, literal, quote, short_name
 from .schema_model import primary_key_columns
 from .state import BACKUP_SCHEMA, BackupRecord
@@ -23,17 +28,29 @@ def backup_table_name(migration: str, run_id: str | None, source: TableName) -> 
     return TableName(BACKUP_SCHEMA, short_name(migration, run, source.schema, source.name))
 
 
+# The one column of a hashes-only backup besides the key.
+ROW_HASH = "mdg__row_hash"
+
+
 def take_backup(
-    conn: psycopg.Connection, migration: str, run_id: str | None, source: TableName
+    conn: psycopg.Connection, migration: str, run_id: str | None, source: TableName,
+    hashes_only: bool = False,
 ) -> BackupRecord:
     target = backup_table_name(migration, run_id, source)
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         conn.execute(f"DROP TABLE IF EXISTS {target.sql}")
-        conn.execute(f"CREATE TABLE {target.sql} AS SELECT * FROM {source.sql}")
-        count, fingerprint = data_fingerprint(conn, target, column_names(conn, source))
-        schema_fp = schema_fingerprint(conn, source)
         keys = primary_key_columns(conn, source)
+        if hashes_only:
+            key_list = "".join(f"t.{quote(k)}, " for k in keys)
+            conn.execute(f"CREATE TABLE {target.sql} AS SELECT {key_list}"
+                         f"{row_hash_sql(column_names(conn, source))} AS {quote(ROW_HASH)} "
+                         f"FROM {source.sql} AS t")
+            count, fingerprint = hashed_fingerprint(conn, target)
+        else:
+            conn.execute(f"CREATE TABLE {target.sql} AS SELECT * FROM {source.sql}")
+            count, fingerprint = data_fingerprint(conn, target, column_names(conn, source))
+        schema_fp = schema_fingerprint(conn, source)
     if keys:
         # An index on the key makes restores and per-key comparisons cheap.
         conn.execute(
@@ -41,6 +58,13 @@ def take_backup(
         )
     conn.execute(f"ANALYZE {target.sql}")
     return BackupRecord(source, target, count, fingerprint, schema_fp, keys)
+
+
+def hashes_only(conn: psycopg.Connection, record: BackupRecord) -> bool:
+    """Whether the backup holds row hashes, not rows."""
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+        "AND attname = %s AND NOT attisdropped)", (record.backup.sql, ROW_HASH)).fetchone()[0]
 
 
 def drop_backup(conn: psycopg.Connection, record: BackupRecord) -> None:

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from .backup_tables import ROW_HASH, hashes_only
 from .db import MARK_TOOL_WRITE
 from .fingerprint import (
-    column_names, compare_schema, data_fingerprint, schema_fingerprint, table_exists,
+    column_names, compare_schema, data_fingerprint, hashed_fingerprint, schema_fingerprint,
+    table_exists,
 )
 from .identifiers import literal, quote
 from .state import BackupRecord
@@ -53,10 +55,13 @@ class Proof:
     problem: str | None = None  # what the tool lost or altered; None when the table is right
 
 
-def prove(conn: psycopg.Connection, rec: BackupRecord, order_may_differ: bool = False) -> Proof:
+def prove(conn: psycopg.Connection, rec: BackupRecord,
+          order_may_differ: frozenset[str] = frozenset()) -> Proof:
     """The table against its backup; application writes are never a difference. With
-    `order_may_differ` (plan announced it), a schema that differs only in its column order is
-    reported (differs_in) but is not a problem."""
+    `order_may_differ`, the columns plan announced a down may move to the end of the table: a
+    schema that differs only in that (the table's columns in their order before the migration,
+    some of those moved to the end) is reported (differs_in) but is not a problem; any other
+    order is."""
     if not table_exists(conn, rec.source):
         return Proof({"exists": False}, "missing")
     if not captures(conn, rec):  # no key: only the exact comparison is possible
@@ -73,25 +78,54 @@ def prove(conn: psycopg.Connection, rec: BackupRecord, order_may_differ: bool = 
 
 
 def _schema_difference(conn: psycopg.Connection, rec: BackupRecord,
-                       order_may_differ: bool) -> tuple[str | None, dict]:
-    """("schema" | "column order" | None, what to add to the figures)."""
+                       order_may_differ: frozenset[str]) -> tuple[str | None, dict]:
+    """("schema" | "column order" | "dependent views" | None, what to add to the figures)."""
     difference = compare_schema(rec.schema_fingerprint, schema_fingerprint(conn, rec.source))
     if difference == "column order" and order_may_differ:
-        return None, {"differs_in": "column order (announced by plan)"}
+        moved = moved_to_the_end(conn, rec, order_may_differ)
+        if moved:
+            return None, {"differs_in": f"column order: {', '.join(moved)} now last "
+                                        "(announced by plan)"}
     return difference, {}
 
 
+def _columns_in_order(conn: psycopg.Connection, table) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+        "AND NOT attisdropped ORDER BY attnum", (table.sql,))]
+
+
+def moved_to_the_end(conn: psycopg.Connection, rec: BackupRecord, movable: frozenset[str]) -> list[str]:
+    """The columns of `movable` the table now has last, out of their place, when that is the only
+    change to its column order since the backup (whose columns are in the table's order then);
+    [] otherwise."""
+    now, before = _columns_in_order(conn, rec.source), _columns_in_order(conn, rec.backup)
+    tail: list[str] = []
+    for column in reversed(now):
+        if column not in movable:
+            break
+        tail.insert(0, column)
+    head = now[: len(now) - len(tail)]
+    if not tail or head != [c for c in before if c not in tail and c in now]:
+        return []
+    return tail
+
+
 def _prove_captured(conn: psycopg.Connection, rec: BackupRecord,
-                    order_may_differ: bool = False) -> Proof:
+                    order_may_differ: frozenset[str] = frozenset()) -> Proof:
     src, bak, keys = rec.source, rec.backup, rec.key_columns
     cap = capture_table(bak)
     difference, noted = _schema_difference(conn, rec, order_may_differ)
     if difference is not None:
         return Proof({"schema_equal": False}, difference)
-    columns = column_names(conn, bak)
     kept = untouched(cap, keys, "t")
+    if hashes_only(conn, rec):  # the schema is the same: so are the columns that were hashed
+        columns = column_names(conn, src)
+        _n, fp_backup = hashed_fingerprint(conn, bak, where=kept, column=ROW_HASH)
+    else:
+        columns = column_names(conn, bak)
+        _n, fp_backup = data_fingerprint(conn, bak, columns, where=kept)
     _n, fp_now = data_fingerprint(conn, src, columns, where=kept)
-    _n, fp_backup = data_fingerprint(conn, bak, columns, where=kept)
     shown = "ROW(" + ", ".join(f"w.{quote(k)}" for k in keys) + ")::text"
     in_src = f"EXISTS (SELECT 1 FROM {src.sql} AS s WHERE {key_match(keys, 's', 'w')})"
     lost = _keys(conn, f"SELECT {shown} FROM {cap.sql} AS w WHERE w.op <> 'D' AND NOT {in_src}")

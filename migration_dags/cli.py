@@ -3,7 +3,11 @@
     migration-dags [--database-url URL] [--migrations-dir DIR] [--actor NAME] COMMAND ...
       list                 the migrations, in dependency order (no database needed)
       plan NAME            the SQL of every step; changes nothing
-      up NAME              run the steps not applied yet, each as a run in the Dagster instance
+      up NAME [--complete] expand: the steps up to validation not applied yet, each as a run in
+                           the Dagster instance; both shapes then work (the new one in the
+                           version schema <schema>_NAME); --complete contracts too
+      complete NAME        contract (cutover) once no old-shape write was seen for
+                           --quiet-seconds (300); --force contracts anyway (audited)
       down NAME            run NAME's rollback job (down steps in reverse, ending with the proof)
       status NAME [--json] steps applied, backfill partitions done, rows
       restore NAME         after a failed rollback proof: put back what the migration changed
@@ -26,7 +30,8 @@ Exit codes: 0 success; a MigrationError's own code (2 malformed file, unknown mi
 unreadable database URL or a file changed since it was applied, 3 validation failed and rolled
 back, 4 rollback failed, 5 database unreachable or the connection lost mid-run (`up` resumes;
 --retry-on-disconnect N does it by itself), 6 another run holds the lock, 7 lock timeout,
-8 a backfill batch failed on the data); 9 verify or lint found problems;
+8 a backfill batch failed on the data, 10 `complete` refused: writes in the old shape were
+seen within the quiet period); 9 verify or lint found problems;
 2 a command line click cannot parse;
 130 interrupted; 1 anything else. Errors are one line on stderr; --debug adds the traceback.
 
@@ -46,7 +51,7 @@ from typing import Sequence
 import click
 import psycopg
 
-from . import output, settings
+from . import cli_tenants, output, settings
 from .cli_parsing import GlobalOptions, Invocation, build_group, migration_name
 from .engine import MigrationEngine
 from .db import is_connection_lost
@@ -190,30 +195,87 @@ ALLOW_CHANGED = click.option(
     help="go on although the migration file changed since it was applied (the runs record it)")
 
 
-@command("up", "run every step not applied yet, each as a Dagster run", migration_name(),
-         retry_on_disconnect(), ALLOW_CHANGED)
-def cmd_up(options: GlobalOptions, name: str, retries: int, allow_changed: bool) -> int:
+@command("up", "expand: every step up to validation not applied yet, each as a Dagster run; "
+         "both shapes then work until `complete`", migration_name(),
+         retry_on_disconnect(), ALLOW_CHANGED,
+         click.option("--complete", "complete", is_flag=True,
+                      help="contract too (cutover), for a database no application writes to"),
+         cli_tenants.TENANT_OPTION)
+def cmd_up(options: GlobalOptions, name: str, retries: int, allow_changed: bool,
+           complete: bool, tenants: tuple[str, ...]) -> int:
     launch = _launch_module(options)
+    if cli_tenants.has_tenants(_migration(options, name), tenants):  # tenant by tenant
+        code, message = cli_tenants.up(name, tenants, options.json, _progress, dict(
+            _launch_options(options), allow_changed=allow_changed, complete=complete))
+        if code:
+            _error(message)
+        return code
     result = _reconnecting(
-        lambda: launch.run_up(name, allow_changed=allow_changed, **_launch_options(options)),
+        lambda: launch.run_up(name, complete=complete, allow_changed=allow_changed,
+                              **_launch_options(options)),
         retries)
+    return _report_up(options, name, result, "applied" if complete else "expanded")
+
+
+@command("complete", "contract an expanded migration (cutover), once no write in the old shape "
+         "was seen for the quiet period", migration_name(), ALLOW_CHANGED,
+         click.option("--quiet-seconds", type=click.FloatRange(min=0), default=None,
+                      metavar="S", help="how long no write in the old shape must have been seen "
+                      "(default 300)"),
+         click.option("--force", is_flag=True, help="contract although old-shape writes were "
+                      "seen within the quiet period (the run records it)"),
+         cli_tenants.TENANT_OPTION)
+def cmd_complete(options: GlobalOptions, name: str, allow_changed: bool,
+                 quiet_seconds: float | None, force: bool, tenants: tuple[str, ...]) -> int:
+    launch = _launch_module(options)
+    if cli_tenants.has_tenants(_migration(options, name), tenants):  # tenant by tenant
+        code, message = cli_tenants.complete(name, tenants, options.json, _progress, dict(
+            _launch_options(options), allow_changed=allow_changed),
+            quiet_seconds=quiet_seconds, force=force)
+        if code:
+            _error(message)
+        return code
+    result = launch.run_complete(name, quiet_seconds=quiet_seconds, force=force,
+                                 allow_changed=allow_changed, **_launch_options(options))
+    return _report_up(options, name, result, "complete")
+
+
+def _report_up(options: GlobalOptions, name: str, result, done: str) -> int:
     if options.json:
-        output.print_json({"migration": name, "outcome": result.outcome.value,
+        output.print_json({"migration": name, "outcome": result.outcome.value, "state": done
+                           if not result.exit_code else None,
                            "message": result.message, "dagster_home": os.environ["DAGSTER_HOME"],
                            "runs": [vars(r) for r in result.runs]})
     if result.exit_code:
         _error(result.message)
         return result.exit_code
     if result.runs:
-        _progress(f"{name}: applied ({len(result.runs)} runs in the Dagster instance at "
+        runs = len({r.run_id for r in result.runs})
+        _progress(f"{name}: {done} ({runs} run{'s' * (runs > 1)} in the Dagster instance at "
                   f"{os.environ['DAGSTER_HOME']})")
+    if done == "expanded":
+        _progress(_expanded_hint(options, name))
     return 0
 
 
+def _expanded_hint(options: GlobalOptions, name: str) -> str:
+    status = _engine(options, name).status()
+    if status.state != "expanded":
+        return f"{name}: {status.state}"
+    schemas = ", ".join(status.version_schemas) or "(none)"
+    return (f"{name}: expanded: the old shape is in the tables, the new one in {schemas}; a new "
+            f"release sets search_path = {schemas}, public. Once it runs everywhere: "
+            f"migration-dags complete {name}")
+
+
 @command("down", "roll back: the down steps in reverse, ending with the backup proof",
-         migration_name(), retry_on_disconnect(), ALLOW_CHANGED)
-def cmd_down(options: GlobalOptions, name: str, retries: int, allow_changed: bool) -> int:
+         migration_name(), retry_on_disconnect(), ALLOW_CHANGED, cli_tenants.TENANT_OPTION)
+def cmd_down(options: GlobalOptions, name: str, retries: int, allow_changed: bool,
+             tenants: tuple[str, ...]) -> int:
     launch = _launch_module(options)
+    if cli_tenants.has_tenants(_migration(options, name), tenants):  # tenant by tenant
+        return cli_tenants.down(name, tenants, _progress,
+                                dict(_launch_options(options), allow_changed=allow_changed))
     result = _reconnecting(
         lambda: launch.run_down(name, allow_changed=allow_changed, **_launch_options(options)),
         retries)
@@ -257,14 +319,27 @@ def cmd_restore(options: GlobalOptions, name: str, allow_changed: bool,
     return 0
 
 
-@command("status", "steps applied, backfill partitions done, rows", migration_name())
-def cmd_status(options: GlobalOptions, name: str) -> int:
+@command("status", "steps applied, backfill partitions done, rows (a line per tenant)",
+         migration_name(), cli_tenants.TENANT_OPTION)
+def cmd_status(options: GlobalOptions, name: str, tenants: tuple[str, ...]) -> int:
+    migration = _migration(options, name)
+    if cli_tenants.has_tenants(migration, tenants):
+        return cli_tenants.status(migration, database_url_for(migration, options.database_url),
+                                  tenants, options.json)
     status = _engine(options, name).status()
     if options.json:
         print(json.dumps(status.as_dict(), indent=2, sort_keys=True))
         return 0
     backfill = status.backfill
-    print(status.migration)
+    since = f" since {status.state_since}" if status.state_since else ""
+    print(f"{status.migration}: {status.state}{since}")
+    if status.version_schemas:
+        print(f"  new shape in   {', '.join(status.version_schemas)} "
+              f"(search_path = {', '.join(status.version_schemas)}, public)")
+    seen = status.old_shape_writes
+    if seen is not None and status.state in ("expanded", "in progress"):
+        print(f"  old-shape writes {seen['count']}"
+              + (f", the last at {seen['last_at']} ({seen['age_s']} s ago)" if seen["last_at"] else ""))
     for step in STEPS:
         info = status.steps[step]
         line = f"  {step:<14} " + (

@@ -1,6 +1,9 @@
-"""The README's demo: a fresh `migration_dags_demo` database with 100,000 users, then the shipped
-migration add_email_verification through the CLI: plan, up, status, down, and a check that the
-database is back to what it was.
+"""The README's demo: a fresh `migration_dags_demo` database with 100,000 users and 100,000
+old_table rows (NULLs and odd values), then every shipped migration through the CLI in depends_on
+order, each `up` (expand: both shapes work, a new release may read the version schema) and then
+`complete` (contract): one of them (swap_user_email) fails validation first on a duplicate the "application"
+wrote, rolls itself back and is proven identical to before, and passes once the data is fixed;
+then the last one comes down again (proof: identical to before its up), and the audit log.
 
     python -m migration_dags.demo [--rows N] [--database-url URL]
 
@@ -21,10 +24,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import settings
 from .db import display_url, libpq_url
+from .demo_data import seed, seed_users  # noqa: F401  (seed_users: the tests' users table)
 from .identifiers import quote
 
 DEMO_DB = "migration_dags_demo"
-MIGRATION = "add_email_verification"
+MIGRATION = "add_email_verification"  # the one next_steps names unless told
 
 
 def with_database(url: str, database: str) -> str:
@@ -53,15 +57,18 @@ def as_url(conninfo: str) -> str:
     return f"postgresql://{auth}{netloc}/{dbname}" + (f"?{tail}" if tail else "")
 
 
-def next_steps(url: str, embedded: bool) -> list[str]:
-    """What to run after the demo, with the URL that reaches its data."""
+def next_steps(url: str, embedded: bool, name: str = MIGRATION) -> list[str]:
+    """What to run after the demo, with the URL that reaches its data; `name`: the migration the
+    demo left rolled back."""
     exe = ".venv/bin/migration-dags"
     lines = [
-        "\n== next: the demo's database is still there, migration rolled back; try",
+        f"\n== next: the demo's database is still there, every migration applied but {name}; try",
         f"   export MIGRATION_DAGS_DATABASE_URL={shlex.quote(display_url(as_url(url)))}",
-        f"   {exe} plan {MIGRATION}    # the SQL every step would run",
-        f"   {exe} verify {MIGRATION}  # what CI runs: up, down, exact fingerprint, up again, squawk",
-        f"   {exe} up {MIGRATION}      # apply it for real",
+        f"   {exe} status swap_user_email  # each migration's steps and state",
+        f"   {exe} plan {name}    # the SQL every step would run",
+        f"   {exe} verify {name}  # what CI runs: up, down, exact fingerprint, up again, squawk",
+        f"   {exe} up {name}      # expand it again",
+        f"   {exe} complete {name}  # contract, once the new release runs",
         f"   {exe} ui                             # the Dagster UI with the demo's runs (Runs), http://127.0.0.1:3000",
     ]
     if embedded:
@@ -81,41 +88,66 @@ def fresh_demo_database(server_url: str) -> str:
     return with_database(server_url, DEMO_DB)
 
 
-def seed_users(url: str, rows: int) -> float:
-    started = time.monotonic()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            """CREATE TABLE users (
-                   id bigserial PRIMARY KEY,
-                   email text NOT NULL UNIQUE,
-                   full_name text,
-                   created_at timestamptz NOT NULL DEFAULT now())"""
-        )
-        conn.execute(
-            """INSERT INTO users (email, full_name, created_at)
-               SELECT 'user' || g || '@example.com',
-                      CASE WHEN g %% 10 = 0 THEN NULL ELSE 'User ' || g END,
-                      now() - (g %% 90) * interval '1 day' - (g %% 997) * interval '1 minute'
-               FROM generate_series(1, %s) g""",
-            (rows,),
-        )
-        conn.execute("ANALYZE users")
-    return time.monotonic() - started
-
-
 def snapshot(url: str) -> tuple:
+    """Every table's columns, indexes and a hash of its rows (the demo's own quick check)."""
     with psycopg.connect(url) as conn:
-        columns = conn.execute(
-            """SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute
-               WHERE attrelid = 'users'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum"""
-        ).fetchall()
-        indexes = conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE tablename = 'users' ORDER BY indexname"
-        ).fetchall()
-        data = conn.execute(
-            "SELECT count(*), sum(hashtextextended(u::text, 0)) FROM users u"
-        ).fetchone()
-    return columns, indexes, data
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+        found = []
+        for table in tables:
+            columns = conn.execute(
+                """SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute
+                   WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum""",
+                (quote(table),)).fetchall()
+            indexes = conn.execute("SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                                   "AND tablename = %s ORDER BY indexname", (table,)).fetchall()
+            data = conn.execute(f"SELECT count(*), sum(hashtextextended(t::text, 0)) FROM {quote(table)} t").fetchone()
+            found.append((table, columns, indexes, data))
+    return tuple(found)
+
+
+
+
+class Demo:
+    def __init__(self, url: str):
+        from .cli import main as cli
+
+        self.url, self.cli = url, cli
+
+    def run(self, *command: str, title: str = "", expect: int = 0) -> int:
+        print(f"\n== migration-dags {' '.join(command)}{': ' + title if title else ''}", flush=True)
+        code = self.cli(["--database-url", self.url, *command])
+        if code != expect:
+            print(f"demo: `migration-dags {' '.join(command)}` exited {code}, not {expect}",
+                  file=sys.stderr)
+        return code
+
+    def up(self, name: str) -> bool:
+        """One migration up (expand: it stops at the expanded state), what a new release sees
+        then, and complete (contract); for a scenario that must fail first: the failure, the proof
+        that it rolled back, the fix, and the second up."""
+        from .demo_scenarios import SCENARIOS, Scenario
+
+        scenario = SCENARIOS.get(name) or Scenario(lambda _url: "applied")
+        if scenario.prepare is not None:
+            print(f"\n== {scenario.prepare(self.url)}", flush=True)
+        if scenario.fix is not None:
+            before = snapshot(self.url)
+            if self.run("up", name, title="fails validation, rolls back", expect=3) != 3:
+                return False
+            same = snapshot(self.url) == before
+            print(f"   rolled back; every table identical to before that up: {'yes' if same else 'NO'}")
+            if not same:
+                return False
+            print(f"\n== {scenario.fix(self.url)}", flush=True)
+        if self.run("up", name, title="expand: both shapes work; stops before cutover") != 0:
+            return False
+        if scenario.expanded is not None:
+            print(f"   {scenario.expanded(self.url, name)}", flush=True)
+        if self.run("complete", name, title="contract, once no old-shape write was seen") != 0:
+            return False
+        print(f"   {scenario.shows(self.url)}", flush=True)
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,38 +156,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None, help="a server to use instead of the embedded one")
     args = parser.parse_args(argv)
 
-    from .cli import main as cli
+    from .migration_set import MigrationSet
 
+    started = time.monotonic()
     configured = settings.configured_database_url(args.database_url)
     server = configured or settings.database_url()
     url = fresh_demo_database(server)
     print(f"== server: {'configured' if configured else 'embedded PostgreSQL'}; the demo's "
           f"database: {display_url(as_url(url))}", flush=True)
-    took = seed_users(url, args.rows)
-    print(f"== seeded {args.rows:,} users in {took:.1f} s", flush=True)
-    before = snapshot(url)
-    common = ["--database-url", url]
-    steps = [
-        ("plan (the SQL every step would run; changes nothing)", ["plan", MIGRATION]),
-        ("up", ["up", MIGRATION]),
-        ("status", ["status", MIGRATION]),
-        ("down", ["down", MIGRATION]),
-        ("status after down", ["status", MIGRATION]),
-    ]
-    for title, command in steps:
-        print(f"\n== migration-dags {' '.join(command)}: {title}", flush=True)
-        code = cli(common + command)
-        if code != 0:
-            print(f"demo: `migration-dags {' '.join(command)}` exited {code}", file=sys.stderr)
-            return code
-        if command[0] == "up":
-            with psycopg.connect(url) as conn:
-                verified = conn.execute("SELECT count(*) FILTER (WHERE email_verified), count(*) FROM users").fetchone()
-            print(f"   users verified: {verified[0]:,} of {verified[1]:,}", flush=True)
-    same = snapshot(url) == before
-    print(f"\n== after down, schema and data identical to before: {'yes' if same else 'NO'}")
-    print(f"   the runs are in Dagster's run history at {settings.dagster_home().resolve()}")
-    print("\n".join(next_steps(url, embedded=not configured)), flush=True)
+    took = seed(url, args.rows)
+    print(f"== seeded {args.rows:,} users and {args.rows:,} old_table rows in {took:.1f} s", flush=True)
+    demo = Demo(url)
+    names = [m.name for m in MigrationSet.load(settings.migrations_dir()).ordered()]
+    if demo.run("list", title="the shipped migrations, in depends_on order"):
+        return 1
+    last = names[-1]
+    for name in names:
+        before_last = snapshot(url) if name == last else None
+        if not demo.up(name):
+            return 1
+    if demo.run("status", last) or demo.run("down", last, title="a proven rollback of the last one"):
+        return 1
+    same = snapshot(url) == before_last
+    print(f"   every table identical to before its up: {'yes' if same else 'NO'}", flush=True)
+    if demo.run("audit", title="the audit log: every run above, from Dagster's run history"):
+        return 1
+    print(f"\n== the demo took {time.monotonic() - started:.0f} s; the runs are in Dagster's run "
+          f"history at {settings.dagster_home().resolve()}")
+    print("\n".join(next_steps(url, embedded=not configured, name=last)), flush=True)
     return 0 if same else 1
 
 

@@ -23,8 +23,10 @@ import psycopg
 from . import drift, state
 from .db import LockSettings, command_lock, connect, is_connection_lost
 from .db.faults import checkpoint
+from .expand import CompleteOptions, read_old_shape_writes, version_schemas_of
 from .errors import ConnectionLostError, MigrationError, RefusedError
 from .operations.base import BackfillTask, OpContext
+from .operations.common.dependent_views import plan_notes as carried_view_notes
 from .operations.common.user_triggers import plan_notes as user_trigger_notes
 from .run_tags import target_text
 from .reports import BackfillProgress, CheckOutcome, MigrationStatus, StepReport, StepState
@@ -50,8 +52,11 @@ class MigrationEngine:
         log: Log = lambda _msg: None,
         extra_checks: ExtraChecks | None = None,
         allow_changed: bool = False,
+        complete_options: CompleteOptions | None = None,
     ):
         self.migration = migration
+        # how cutover (complete) decides the old release has stopped (expand/old_shape_writes.py)
+        self.complete_options = complete_options or CompleteOptions()
         # go on although the file changed since it was applied (drift.py); the report says how
         self.allow_changed = allow_changed
         self.database_url = database_url
@@ -249,6 +254,8 @@ class MigrationEngine:
                     context.validate(conn, self.migration)
                 planning = Planning(self.migration, self.context(conn), False, applied)
                 notes += user_trigger_notes(conn, self.backfill_tasks(planning.op_context))
+                notes += carried_view_notes(conn, self.migration.operations)
+                notes += [n for op in self.migration.operations if (n := op.expansion_note())]
         out = {step: impl.plan(planning) for step, impl in STEP_TYPES.items()}
         if notes:  # said before up: what the round trip will not keep, which triggers fire
             out["notes"] = [f"-- note: {n}" for n in notes]
@@ -277,6 +284,9 @@ class MigrationEngine:
                 parts = state.ranges_status(conn, self.migration.name)
                 started = state.started_steps(conn, self.migration.name)
                 changed = drift.changed_since_applied(conn, self.migration.name, self.migration.file)
+            seen = read_old_shape_writes(conn, self.migration.name)
+            schemas = sorted(vs.schema for vs in version_schemas_of(conn)
+                             if vs.migration == self.migration.name)
         steps = {
             s: StepState(True, applied[s]["run_id"], str(applied[s]["applied_at"]))
             if s in applied else StepState(False, started=s in started)
@@ -287,7 +297,8 @@ class MigrationEngine:
             partitions_done=sum(1 for _k, d, _n in parts if d),
             rows_done=sum(n for _k, _d, n in parts),
         )
-        return MigrationStatus(self.migration.name, steps, progress, changed)
+        return MigrationStatus(self.migration.name, steps, progress, changed,
+                               seen.as_dict() if seen else None, schemas)
 
 
 __all__ = ["MigrationEngine", "ExtraChecks"]

@@ -267,3 +267,22 @@ class MigrationFileChangedError(MigrationError):
 
     exit_code = 2
     ran = False
+
+
+class OldShapeWritesError(RefusedError):
+    """`complete` refused: writes in the old shape (an old release still running) were seen within
+    the quiet period. Nothing changed; the migration stays expanded."""
+
+    exit_code = 10
+
+    def __init__(self, migration: str, writes: int, last_at: str, age_s: float,
+                 quiet_seconds: float, tables: str, version_schemas: str):
+        self.writes, self.last_at, self.age_s = writes, last_at, age_s
+        super().__init__(
+            f"{migration}: not completed: {writes} writes in the old shape were seen on {tables}, "
+            f"the last {age_s:.0f} s ago (at {last_at}), within the quiet period of "
+            f"{quiet_seconds:g} s; an application release still writes without search_path = "
+            f"{version_schemas}. Deploy the new release everywhere and run `migration-dags "
+            f"complete {migration}` again once none is seen for the quiet period "
+            f"(--quiet-seconds), or contract anyway with --force (audited)"
+        )

@@ -3,12 +3,15 @@
 data:   row count plus an order-free sum of a 64-bit hash of each row, the row's columns taken in
         name order, so a column dropped and re-added (it comes back at the end) still compares
         equal when its values do. One parallel-capable scan (~600k rows/s on our machines).
-schema: two md5s, "<by name>:<in order>". Both cover the table's columns (type, collation, NOT
-        NULL, default, comment, grants), constraints (and whether validated), indexes, triggers
-        (and whether enabled), the table's comment, options, grants and RLS flags: what pg_dump
-        prints for a table. The first lists the columns by name, the second in the table's column
-        order, so `compare_schema` can tell "the same table" from "the same columns in another
-        order" (which SELECT * and positional INSERT see) and never calls the latter equal.
+schema: three md5s, "<by name>:<in order>:<views>". The first two cover the table's columns
+        (type, collation, NOT NULL, default, comment, grants), constraints (and whether
+        validated), indexes, triggers (and whether enabled), the table's comment, options, grants
+        and RLS flags: what pg_dump prints for a table. The first lists the columns by name, the
+        second in the table's column order, so `compare_schema` can tell "the same table" from
+        "the same columns in another order" (which SELECT * and positional INSERT see) and never
+        calls the latter equal. The third covers every view and materialized view reading the
+        table, directly or through other views (view_catalog.py): definition, options, owner,
+        grants, comments, a materialized view's indexes and whether it is populated.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import hashlib
 import psycopg
 
 from .identifiers import TableName, quote
+from .view_catalog import views_with_statements_sql
 
 
 def column_names(conn: psycopg.Connection, table: TableName) -> list[str]:
@@ -29,15 +33,33 @@ def column_names(conn: psycopg.Connection, table: TableName) -> list[str]:
     return [r[0] for r in rows]
 
 
+def row_hash_sql(columns: list[str], alias: str = "t") -> str:
+    """One row's 64-bit hash over `columns` taken in name order (the data fingerprint sums them)."""
+    columns = sorted(columns)
+    row_expr = ("ROW(" + ", ".join(f"{alias}.{quote(c)}" for c in columns) + ")::text"
+                if columns else "''")
+    return f"hashtextextended({row_expr}, 0)"
+
+
 def data_fingerprint(
     conn: psycopg.Connection, table: TableName, columns: list[str] | None = None, where: str = "TRUE"
 ) -> tuple[int, str]:
     """(row count, fingerprint) of `table`, over `columns` (default: all, in name order)."""
-    columns = sorted(columns if columns is not None else column_names(conn, table))
-    row_expr = "ROW(" + ", ".join(f"t.{quote(c)}" for c in columns) + ")::text" if columns else "''"
+    columns = columns if columns is not None else column_names(conn, table)
     count, total = conn.execute(
-        f"SELECT count(*), coalesce(sum(hashtextextended({row_expr}, 0)), 0) "
+        f"SELECT count(*), coalesce(sum({row_hash_sql(columns)}), 0) "
         f"FROM {table.sql} AS t WHERE {where}"
+    ).fetchone()
+    return int(count), f"{int(count)}:{total}"
+
+
+def hashed_fingerprint(
+    conn: psycopg.Connection, table: TableName, where: str = "TRUE", column: str = "mdg__row_hash"
+) -> tuple[int, str]:
+    """data_fingerprint of the rows whose hashes `table` holds (a hashes-only backup), without
+    the rows themselves: the same figures for the same rows."""
+    count, total = conn.execute(
+        f"SELECT count(*), coalesce(sum(t.{quote(column)}), 0) FROM {table.sql} AS t WHERE {where}"
     ).fetchone()
     return int(count), f"{int(count)}:{total}"
 
@@ -47,16 +69,27 @@ def _md5(text: str) -> str:
 
 
 def schema_fingerprint(conn: psycopg.Connection, table: TableName) -> str:
-    """"<md5 with columns by name>:<md5 with columns in table order>"; see compare_schema."""
-    return f"{_md5(schema_description(conn, table, by_name=True))}:{_md5(schema_description(conn, table))}"
+    """"<md5 with columns by name>:<md5 with columns in table order>:<md5 of the views over it>";
+    see compare_schema."""
+    return (f"{_md5(schema_description(conn, table, by_name=True))}:"
+            f"{_md5(schema_description(conn, table))}:{_md5(views_description(conn, table))}")
 
 
 def compare_schema(recorded: str, now: str) -> str | None:
-    """None when equal; "column order" when only the order of the columns differs; "schema"
-    otherwise. A fingerprint recorded before column order counted (one md5) compares whole."""
+    """None when equal; "dependent views" when only the views over the table differ; "column
+    order" when only the order of the columns differs; "schema" otherwise. A fingerprint recorded
+    by an older version compares on what it holds: one md5 whole, two without the views."""
     if recorded == now:
         return None
-    if ":" in recorded and recorded.split(":")[0] == now.split(":")[0]:
+    parts = recorded.split(":")
+    if len(parts) == 1:
+        return "schema"
+    now_parts = now.split(":")[: len(parts)]
+    if parts == now_parts:
+        return None
+    if parts[:2] == now_parts[:2]:
+        return "dependent views"
+    if parts[0] == now_parts[0] and parts[2:] == now_parts[2:]:
         return "column order"
     return "schema"
 
@@ -108,6 +141,14 @@ def schema_description(conn: psycopg.Connection, table: TableName, by_name: bool
     ):
         lines.append(f"trigger {name} {definition} ENABLED {enabled}")
     return "\n".join(lines)
+
+
+def views_description(conn: psycopg.Connection, table: TableName) -> str:
+    """A stable text form of every view reading the table (view_catalog.py), one line each."""
+    return "\n".join(
+        f"view {schema}.{name} {kind} depth {depth} OWNER {owner}: " + ";\n  ".join(statements)
+        for schema, name, kind, depth, statements, owner, _bytes
+        in conn.execute(views_with_statements_sql(table, None)))
 
 
 def table_exists(conn: psycopg.Connection, table: TableName) -> bool:

@@ -70,6 +70,10 @@ class Finding:
 
 
 # rule -> (applies to this statement of one of our operations?, why it is safe)
+def _is_swap(s: Statement) -> bool:
+    return s.kind == "alter_column" and s.description.startswith(("swap:", "swap back:"))
+
+
 KNOWN_SAFE: dict[str, tuple[Callable[[Statement], bool], str]] = {
     "require-statement-timeout": (
         lambda s: not s.transactional,
@@ -91,8 +95,18 @@ KNOWN_SAFE: dict[str, tuple[Callable[[Statement], bool], str]] = {
         "drops a constraint this migration added: its own helper CHECK, or in a down what the "
         "up added"),
     "ban-drop-column": (
-        lambda s: s.direction == "down",
-        "a down drops only the columns its up added; the backup proves the table is as before"),
+        lambda s: s.direction == "down" or _is_swap(s),
+        "a down drops only the columns its up added (the backup proves the table is as before); "
+        "alter_column's swap drops the old column in the transaction that gives the new one its "
+        "name, so clients go on reading and writing the same name"),
+    "renaming-column": (
+        _is_swap,
+        "alter_column's swap renames the new column to the old one's name in the transaction that "
+        "drops the old one: clients go on reading and writing the same name"),
+    "ban-drop-function": (
+        lambda s: '"migration_dags".' in s.sql,
+        "drops a function in the tool's own schema that this migration created (a trigger "
+        "function, a helper), never one of yours"),
     "ban-drop-not-null": (
         lambda s: s.direction == "down",
         "a down removes only the NOT NULL its up set"),

@@ -118,9 +118,30 @@ class MigrationStatus:
     backfill: BackfillProgress
     # how the file differs from the one the migration was applied from (drift.py); None: it does not
     file_changed: str | None = None
+    # writes in the old shape the counters saw (expand/old_shape_writes.py), as_dict() of it
+    old_shape_writes: dict | None = None
+    # the schemas holding the new shape as views while expanded (and after complete)
+    version_schemas: list[str] = field(default_factory=list)
 
     def applied_steps(self) -> set[str]:
         return {name for name, s in self.steps.items() if s.applied}
+
+    @property
+    def state(self) -> str:
+        """not applied | in progress | expanded | complete"""
+        if self.steps["cutover"].applied:
+            return "complete"
+        if self.steps["validation"].applied:
+            return "expanded"
+        if any(s.applied or s.started for s in self.steps.values()):
+            return "in progress"
+        return "not applied"
+
+    @property
+    def state_since(self) -> str | None:
+        """When the state began: cutover's time when complete, validation's when expanded."""
+        step = {"complete": "cutover", "expanded": "validation"}.get(self.state)
+        return self.steps[step].applied_at if step else None
 
     def is_applied(self, step: str) -> bool:
         return self.steps[step].applied
@@ -132,4 +153,8 @@ class MigrationStatus:
             "steps": {name: s.as_dict() for name, s in self.steps.items()},
             "backfill": asdict(self.backfill),
             "file_changed": self.file_changed,
+            "state": self.state,
+            "state_since": self.state_since,
+            "old_shape_writes": self.old_shape_writes,
+            "version_schemas": self.version_schemas,
         }

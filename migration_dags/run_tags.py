@@ -94,3 +94,30 @@ ALLOW_CHANGED_TAG = "allow_changed"
 
 def allows_changed(tags: dict[str, str]) -> bool:
     return tags.get(ALLOW_CHANGED_TAG) == "true"
+
+
+# set on the run of `complete` (the cutover step): the quiet period it asked for, and whether it
+# contracts although writes in the old shape were seen within it (expand/old_shape_writes.py)
+QUIET_SECONDS_TAG = "quiet_seconds"
+FORCE_COMPLETE_TAG = "force_complete"
+
+
+def complete_tags(quiet_seconds: float | None, force: bool) -> dict[str, str]:
+    tags = {QUIET_SECONDS_TAG: f"{quiet_seconds:g}"} if quiet_seconds is not None else {}
+    if force:
+        tags[FORCE_COMPLETE_TAG] = "true"
+    return tags
+
+
+def complete_options(tags: dict[str, str]):
+    """The CompleteOptions a run's tags ask for (the defaults where they say nothing; a run
+    launched from the UI may set either tag in the launchpad)."""
+    from .expand import CompleteOptions
+
+    try:
+        quiet = float(tags.get(QUIET_SECONDS_TAG, "nan"))
+    except ValueError:
+        quiet = float("nan")
+    defaults = CompleteOptions()
+    return CompleteOptions(quiet_seconds=quiet if quiet >= 0 else defaults.quiet_seconds,
+                           force=tags.get(FORCE_COMPLETE_TAG) == "true")

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from .expand.version_schema import VERSION_SCHEMA_MARK
+
 from .identifiers import TableName
 
 
@@ -37,6 +39,8 @@ class SchemaModel:
     tables: dict[TableName, TableModel] = field(default_factory=dict)
     # index and constraint names are per schema in PostgreSQL
     relations: set[tuple[str, str]] = field(default_factory=set)
+    # "schema.name" of relations a raw_sql earlier in the migration declares it drops
+    dropped: set[str] = field(default_factory=set)
 
     def table(self, name: TableName) -> TableModel | None:
         return self.tables.get(name)
@@ -98,8 +102,10 @@ def _read_table(conn: psycopg.Connection, name: TableName) -> TableModel | None:
            JOIN pg_class v ON v.oid = r.ev_class AND v.oid <> d.refobjid
            JOIN pg_namespace vn ON vn.oid = v.relnamespace
            JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-           WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %s AND d.refobjsubid > 0""",
-        (oid,),
+           WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = %s AND d.refobjsubid > 0
+             -- not the tool's own views of an expanded migration (expand/version_schema.py)
+             AND coalesce(obj_description(vn.oid, 'pg_namespace'), '') NOT LIKE %s""",
+        (oid, VERSION_SCHEMA_MARK + " of migration %"),
     ):
         table.dependent_views.setdefault(col, []).append(view)
     return table

@@ -65,16 +65,39 @@ def database_url(explicit: str | None = None) -> str:
 
 
 def dagster_home() -> Path:
-    """DAGSTER_HOME, created if missing. A home we create gets a dagster.yaml that turns off
-    Dagster's telemetry banner (storage stays SQLite; see deploy/dagster.yaml for PostgreSQL)."""
+    """DAGSTER_HOME, created if missing. A home we create gets our dagster.yaml (below); a home of
+    the user's own (DAGSTER_HOME set) is left as they made it."""
     explicit = os.environ.get("DAGSTER_HOME")
     home = Path(explicit or (project_root() / ".dagster_home"))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not explicit and not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        write_dagster_yaml(home)
     os.environ["DAGSTER_HOME"] = str(home.resolve())
     return home
+
+
+# What a home we create holds: storage stays SQLite files (deploy/dagster.yaml puts it in
+# PostgreSQL), made cheaper per run, which is most of a small migration's `up`: every run's events
+# in one SQLite file (WAL) instead of a new database file per run, and no stdout/stderr capture
+# files per step (the steps' logs stay in the event log). Telemetry off, so no banner either.
+DAGSTER_YAML = """\
+# written by migration-dags (settings.py) for the DAGSTER_HOME it created
+telemetry:
+  enabled: false
+event_log_storage:
+  module: dagster._core.storage.event_log
+  class: ConsolidatedSqliteEventLogStorage
+  config:
+    base_dir: {env: DAGSTER_HOME}
+compute_logs:
+  module: dagster._core.storage.noop_compute_log_manager
+  class: NoOpComputeLogManager
+"""
+
+
+def write_dagster_yaml(home: Path) -> None:
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
 
 
 def embedded_dir() -> Path:

@@ -31,7 +31,7 @@ from psycopg import sql
 from .db import connect, display_url, libpq_url
 from .engine import MigrationEngine
 from .errors import MigrationError
-from .fingerprint import data_fingerprint, schema_description
+from .fingerprint import data_fingerprint, schema_description, views_description
 from .identifiers import TableName
 from .lint import flagged, lint_migration
 from .pg_tools import client_program, server_major_version
@@ -149,9 +149,11 @@ def user_tables(conn: psycopg.Connection) -> list[TableName]:
 
 
 def fingerprints(url: str) -> dict[str, tuple[str, str]]:
-    """Every user table: (its schema description, its data fingerprint)."""
+    """Every user table: (its schema description with the views over it, its data fingerprint)."""
     with connect(url, "migration-dags verify fingerprint") as conn:
-        return {str(t): (schema_description(conn, t), data_fingerprint(conn, t)[1])
+        return {str(t): ("\n".join(filter(None, (schema_description(conn, t),
+                                                  views_description(conn, t)))),
+                         data_fingerprint(conn, t)[1])
                 for t in user_tables(conn)}
 
 

@@ -26,7 +26,7 @@ if [ ! -f "$stamp" ]; then
         exit 1
     fi
     echo "  checking the imports" >&2
-    .venv/bin/python -W ignore -c "import migration_dags, dagster, great_expectations, pgserver, psycopg"
+    .venv/bin/python -W ignore -c "import migration_dags, dagster, great_expectations, pgserver, psycopg, pymysql"
     rm -f .venv/.installed-* && touch "$stamp"
     echo "installed" >&2
 fi

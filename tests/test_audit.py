@@ -99,7 +99,7 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     write_migration(migrations_dir, SCORE_WITH_NULLS)
     commit = _git_commit(migrations_dir)
     before = snapshot(items_url)
-    code = cli.main(["up", "add_score", "--migrations-dir", str(migrations_dir),
+    code = cli.main(["up", "add_score", "--complete", "--migrations-dir", str(migrations_dir),
                      "--database-url", items_url, "--actor", "alice"])
     assert code == 3 and snapshot(items_url) == before
     # and a run launched outside the CLI, as from the UI: no tags at launch; its first asset adds them
@@ -117,11 +117,12 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
 
     assert code == 0
     entries = json.loads(out)
+    # two runs for up: the steps before the backfill, then the backfill's with the steps after it
     assert [(e["step"], e["direction"], e["status"]) for e in entries] == [
-        ("backup", "up", "SUCCESS"), ("schema_change", "up", "SUCCESS"), ("backfill", "up", "SUCCESS"),
-        ("validation", "up", "FAILURE"), ("all", "down", "SUCCESS"), ("backup", "up", "SUCCESS"),
+        ("backup,schema_change", "up", "SUCCESS"), ("backfill,validation,cutover", "up", "FAILURE"),
+        ("all", "down", "SUCCESS"), ("backup", "up", "SUCCESS"),
     ]
-    cli_runs, ui_run = entries[:5], entries[5]
+    cli_runs, ui_run = entries[:3], entries[3]
     assert {e["migration"] for e in entries} == {"add_score"}
     assert {(e["actor"], e["source"], e["code_version"]) for e in cli_runs} == {("alice", "cli", commit)}
     assert (ui_run["actor"], ui_run["source"], ui_run["job"]) == (None, "ui", "__ASSET_JOB")
@@ -130,8 +131,12 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     created = [e["created_at"] for e in entries]
     assert created == sorted(created)
     assert all(e["started_at"] <= e["ended_at"] for e in entries)
-    backup, schema_change, backfill, validation, rollback = cli_runs
-    assert "ADD COLUMN" in schema_change["steps"][0]["sql"]
+    before_backfill, validation, rollback = cli_runs
+    assert [s["step"] for s in before_backfill["steps"]] == ["backup", "schema_change"]
+    assert "ADD COLUMN" in before_backfill["steps"][1]["sql"]
+    # cutover did not run: validation's blocking check stopped it inside the run
+    assert [s["step"] for s in validation["steps"]] == ["backfill", "validation"]
+    backfill = validation["steps"][0]
     # 196 of 200 rows: the 4 whose up expression is NULL already hold it
     assert backfill["steps"][0]["rows_affected"] == 196 and "UPDATE" in backfill["steps"][0]["sql"]
     [parity] = [c for c in validation["checks"] if not c["passed"] and c["check"] != "applied"]
@@ -158,7 +163,7 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     assert json.loads(_audit(capsys, "--since", "2999-01-01", "--json")[1]) == []
     since = validation["created_at"]
     assert [e["run_id"] for e in json.loads(_audit(capsys, "--since", since, "--json")[1])] == [
-        e["run_id"] for e in entries[3:]]
+        e["run_id"] for e in entries[1:]]
 
 
 def test_a_bad_since_is_exit_2(capsys, sqlite_home):

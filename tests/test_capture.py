@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 
 from migration_dags import capture
-from migration_dags.backup_tables import backup_table_name, restorable_columns, take_backup
+from migration_dags.backup_tables import (
+    ROW_HASH, backup_table_name, hashes_only, restorable_columns, take_backup,
+)
+from migration_dags.fingerprint import column_names
 from migration_dags.db import MARK_TOOL_WRITE, mark_backfill_of
 from migration_dags.identifiers import TableName
 from migration_dags.state import capture as capture_state
@@ -112,3 +115,63 @@ operations:
     [count] = [o for o in engine.run_checks(conn) if o.name == "users.row_count"]
     assert (count.passed, count.observed) == (passes, 10)
     assert "backup (10) + 2 inserted - 1 deleted by the application = 11" in count.description
+
+
+def _move_to_the_end(conn, column):
+    conn.execute("ALTER TABLE users ADD COLUMN moved text")
+    conn.execute(f"UPDATE users SET moved = {column}")
+    conn.execute(f"ALTER TABLE users DROP COLUMN {column}")
+    conn.execute(f"ALTER TABLE users RENAME COLUMN moved TO {column}")
+
+
+def test_the_proof_accepts_only_the_column_move_plan_announced(conn, backed_up):
+    """email moved to the end (what a down after alter_column's cutover does): accepted when
+    plan announced email, a schema difference otherwise."""
+    _move_to_the_end(conn, "email")
+    assert capture.moved_to_the_end(conn, backed_up, frozenset({"email"})) == ["email"]
+    proof = capture.prove(conn, backed_up, frozenset({"email"}))
+    assert proof.problem is None and "email now last" in proof.figures["differs_in"]
+    assert capture.prove(conn, backed_up, frozenset({"note"})).problem == "column order"
+    assert capture.prove(conn, backed_up).problem == "column order"
+
+
+def test_the_proof_refuses_an_order_beyond_the_announced_move(conn, backed_up):
+    _move_to_the_end(conn, "email")
+    _move_to_the_end(conn, "id")  # not announced: id is now last, email before it
+    assert capture.moved_to_the_end(conn, backed_up, frozenset({"email"})) == []
+
+
+@pytest.fixture
+def hashed(conn):
+    """The same table, backed up as key and row hashes (a migration that only adds to it)."""
+    conn.execute("CREATE TABLE users (id int PRIMARY KEY, email text, note text)")
+    conn.execute("INSERT INTO users SELECT g, 'u' || g, 'n' || g FROM generate_series(1, 10) g")
+    ensure_state_tables(conn)
+    capture_state.install(conn, USERS, backup_table_name("m", "run", USERS), ["id"], "m")
+    return take_backup(conn, "m", "run", USERS, hashes_only=True)
+
+
+def test_a_hashes_only_backup_holds_the_key_and_a_hash_with_a_full_copys_figures(conn, hashed):
+    assert hashes_only(conn, hashed)
+    assert column_names(conn, hashed.backup) == ["id", ROW_HASH]
+    full = take_backup(conn, "other", "run", USERS)
+    assert not hashes_only(conn, full)
+    assert (hashed.row_count, hashed.data_fingerprint) == (full.row_count, full.data_fingerprint)
+
+
+def test_a_hashes_only_backup_proves_the_table_under_application_writes(conn, hashed):
+    conn.execute("UPDATE users SET email = 'changed' WHERE id = 1")
+    conn.execute("INSERT INTO users VALUES (11, 'new', NULL)")
+    conn.execute("DELETE FROM users WHERE id = 2")
+    conn.execute("UPDATE users SET id = 30 WHERE id = 3")
+    proof = capture.prove(conn, hashed)
+    assert proof.problem is None and proof.figures["data_equal"] is True
+    assert proof.figures["untouched_rows_equal"] is True
+
+
+def test_a_hashes_only_backup_still_catches_a_row_the_tool_altered(conn, hashed):
+    with conn.transaction():
+        conn.execute(MARK_TOOL_WRITE)
+        conn.execute("UPDATE users SET note = 'tool' WHERE id = 4")
+    proof = capture.prove(conn, hashed)
+    assert proof.problem.startswith("data: rows the application did not write differ")

@@ -80,7 +80,7 @@ def test_a_malformed_file_exits_2_with_one_line_naming_file_and_field(capsys, mi
         "  - add_column: {table: items, column: {name: x, type: 'text; DROP TABLE items'}}\n"
     )
 
-    code, out, err = run(capsys, "--migrations-dir", str(migrations_dir), "up", "broken")
+    code, out, err = run(capsys, "--migrations-dir", str(migrations_dir), "up", "broken", "--complete")
 
     assert code == 2 and out == ""
     assert len(err) == 1
@@ -96,7 +96,7 @@ def test_an_unknown_migration_exits_2_naming_the_known_ones(capsys, folder):
 
 
 def test_a_dead_database_url_is_one_line(capsys, folder, home):
-    code, _, err = run(capsys, "--migrations-dir", str(folder), "--database-url", DEAD_URL, "up", "add_flag")
+    code, _, err = run(capsys, "--migrations-dir", str(folder), "--database-url", DEAD_URL, "up", "add_flag", "--complete")
 
     assert code == 5
     assert len(err) == 1 and err[0].startswith("migration-dags: error: cannot connect to database "
@@ -106,7 +106,7 @@ def test_a_dead_database_url_is_one_line(capsys, folder, home):
 def test_a_concurrent_run_is_refused_naming_the_holder(capsys, folder, items_url, home):
     with psycopg.connect(items_url, autocommit=True, application_name="held-by-test") as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
-        code, _, err = run(capsys, "up", "add_flag", "--migrations-dir", str(folder),
+        code, _, err = run(capsys, "up", "add_flag", "--complete", "--migrations-dir", str(folder),
                            "--database-url", items_url)
 
     assert code == 6
@@ -116,7 +116,7 @@ def test_a_concurrent_run_is_refused_naming_the_holder(capsys, folder, items_url
     with dg.DagsterInstance.get() as instance:
         [record] = instance.get_run_records()
     assert record.dagster_run.status == dg.DagsterRunStatus.FAILURE
-    assert record.dagster_run.tags["step"] == "backup"
+    assert record.dagster_run.tags["step"] == "backup,schema_change"
 
 
 def test_plan_prints_the_sql_and_changes_nothing(capsys, folder, items_url):
@@ -135,12 +135,12 @@ def test_plan_prints_the_sql_and_changes_nothing(capsys, folder, items_url):
 
 def test_up_twice_the_second_changes_nothing(capsys, folder, items_url, home):
     args = ["--migrations-dir", str(folder), "--database-url", items_url]
-    code, _, err = run(capsys, *args, "up", "add_flag")
+    code, _, err = run(capsys, *args, "up", "add_flag", "--complete")
     assert code == 0 and errors(err) == []
-    assert err[-1].startswith("migration-dags: add_flag: applied (5 runs")
+    assert err[-1].startswith("migration-dags: add_flag: applied (2 runs")
     after_first, runs_after_first = snapshot(items_url), run_count(home)
 
-    code, _, err = run(capsys, *args, "up", "add_flag")
+    code, _, err = run(capsys, *args, "up", "add_flag", "--complete")
 
     assert code == 0
     assert err == ["migration-dags: add_flag: every step is already applied; nothing to do"]
@@ -150,7 +150,7 @@ def test_up_twice_the_second_changes_nothing(capsys, folder, items_url, home):
 def test_up_then_down_restores_the_schema(capsys, folder, items_url, home):
     args = ["--migrations-dir", str(folder), "--database-url", items_url, "--actor", "alice"]
     before = snapshot(items_url)
-    assert run(capsys, *args, "up", "add_flag")[0] == 0
+    assert run(capsys, *args, "up", "add_flag", "--complete")[0] == 0
     assert snapshot(items_url) != before
 
     code, _, err = run(capsys, *args, "down", "add_flag")
@@ -166,9 +166,10 @@ def test_up_then_down_restores_the_schema(capsys, folder, items_url, home):
 def test_status_shows_steps_partitions_and_rows(capsys, folder, items_url, home):
     args = ["--migrations-dir", str(folder), "--database-url", items_url]
     code, out, _ = run(capsys, *args, "status", "add_flag")
-    assert code == 0 and out.count("not applied") == 5
+    assert code == 0 and out.splitlines()[0] == "add_flag: not applied"
+    assert sum("not applied" in line for line in out.splitlines()[1:]) == 5
 
-    run(capsys, *args, "up", "add_flag")
+    run(capsys, *args, "up", "add_flag", "--complete")
     code, out, _ = run(capsys, *args, "status", "add_flag", "--json")
 
     status = json.loads(out)
@@ -181,7 +182,7 @@ def test_a_failed_validation_exits_3_after_rolling_back(capsys, migrations_dir, 
     write_migration(migrations_dir, CLOCK_STAMP)
     before = snapshot(items_url)
 
-    code, _, err = run(capsys, "up", "clock_stamp", "--migrations-dir", str(migrations_dir),
+    code, _, err = run(capsys, "up", "clock_stamp", "--complete", "--migrations-dir", str(migrations_dir),
                        "--database-url", items_url)
 
     assert code == 3
@@ -209,14 +210,14 @@ def test_an_unexpected_error_exits_1_with_a_hint(capsys, folder, items_url, monk
 def test_the_installed_command_runs_up_and_keeps_dagster_quiet(folder, items_url, home):
     env = {**os.environ, "MIGRATION_DAGS_DATABASE_URL": items_url,
            "MIGRATION_DAGS_MIGRATIONS_DIR": str(folder), "DAGSTER_HOME": str(home)}
-    done = subprocess.run([str(REPO / ".venv/bin/migration-dags"), "up", "add_flag"],
+    done = subprocess.run([str(REPO / ".venv/bin/migration-dags"), "up", "add_flag", "--complete"],
                           env=env, capture_output=True, text=True, timeout=180)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     lines = done.stderr.splitlines()
     assert lines and all(line.startswith("migration-dags: ") for line in lines), done.stderr
-    assert run_count(home) == 5
+    assert run_count(home) == 2  # the steps before the backfill; the backfill and after it
 
 
 def test_global_options_after_the_command_win_over_those_before(capsys, folder, items_url):
@@ -268,7 +269,7 @@ def test_help_returns_0_and_lists_the_commands_in_their_order(capsys):
     assert code == 0
     rows = out.split("Commands:\n")[1].splitlines()
     commands = [row.split()[0] for row in rows if row.startswith("  ") and not row.startswith("   ")]
-    assert commands == ["list", "plan", "schema", "up", "down", "restore", "status", "audit",
+    assert commands == ["list", "plan", "schema", "up", "complete", "down", "restore", "status", "audit",
                         "lint", "verify", "ui", "embedded"]
 
 
@@ -321,7 +322,7 @@ def test_a_failed_validation_under_writes_exits_3_keeping_every_application_writ
         optional={"stamped"}, pause_s=0.005)).start()
     try:
         app.wait_for_writes(20)
-        code, _, err = run(capsys, "up", "stamp_users", "--migrations-dir", str(migrations_dir),
+        code, _, err = run(capsys, "up", "stamp_users", "--complete", "--migrations-dir", str(migrations_dir),
                            "--database-url", database_url)
     finally:
         app.stop()

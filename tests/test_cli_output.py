@@ -25,7 +25,7 @@ def args(migrations_dir, database_url):
 
 def test_quiet_up_prints_nothing_and_json_up_prints_the_runs(capsys, args, dagster_home):
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    assert cli.main([*args, "up", "add_flag", "--quiet", "--json"]) == 0
+    assert cli.main([*args, "up", "add_flag", "--complete", "--quiet", "--json"]) == 0
     out, err = capsys.readouterr()
     result = json.loads(out)
     assert err == ""
@@ -44,7 +44,7 @@ def test_every_command_answers_json(capsys, args):
 def test_dagsters_telemetry_notice_comes_before_our_first_line(capsys, args, dagster_home):
     # a DAGSTER_HOME of the user's own, telemetry left on: Dagster's notice is theirs to read
     assert not (dagster_home / "dagster.yaml").exists()
-    assert cli.main([*args, "up", "add_flag"]) == 0
+    assert cli.main([*args, "up", "add_flag", "--complete"]) == 0
     err = capsys.readouterr().err
     ours = [i for i, line in enumerate(err.splitlines()) if line.startswith("migration-dags: ")]
     notice = [i for i, line in enumerate(err.splitlines()) if "Welcome to Dagster" in line]

@@ -41,7 +41,7 @@ def test_up_then_down_leaves_pg_dump_and_data_identical(database_url):
     before = dump(database_url)
     assert cli_run(database_url, "plan", "add_email_verification") == 0
     assert dump(database_url) == before
-    assert cli_run(database_url, "up", "add_email_verification") == 0
+    assert cli_run(database_url, "up", "add_email_verification", "--complete") == 0
     after_up = dump(database_url)
     with psycopg.connect(database_url) as conn:
         old_unverified = conn.execute(
@@ -52,7 +52,7 @@ def test_up_then_down_leaves_pg_dump_and_data_identical(database_url):
         ).fetchone()[0]
     assert (old_unverified, new_verified) == (0, 0)
     assert "users_verification_token_idx" in after_up[0]
-    assert cli_run(database_url, "up", "add_email_verification") == 0
+    assert cli_run(database_url, "up", "add_email_verification", "--complete") == 0
     assert dump(database_url) == after_up  # the second up changes nothing
     assert cli_run(database_url, "down", "add_email_verification") == 0
     assert dump(database_url) == before  # literally: the tool's own schemas are gone too

@@ -91,27 +91,37 @@ def plan_partitions(
     keys: list[str] = []
     with conn.transaction():
         for t_index, task in enumerate(tasks):
-            spec = key_spec(conn, task.range_table)
-            edges: list[list[str] | None] = [None]
-            while True:
-                row = conn.execute(
-                    f"SELECT {_text_cols(spec)} "
-                    f"FROM {task.range_table.sql} AS {_T} "
-                    f"WHERE {spec.range_sql(edges[-1], None, _T)} "
-                    f"ORDER BY {', '.join(spec.cols(_T))} OFFSET {int(partition_rows) - 1} LIMIT 1"
-                ).fetchone()
-                if row is None:
-                    break
-                edges.append(list(row))
-            edges.append(None)
-            if len(edges) > 2 and _is_last_key(conn, task.range_table, spec, edges[-2]):
-                # the last bound is the table's last key: no empty partition after it
-                edges.pop(-2)
+            if task.copy is not None:  # rows from another database: cut by the source's keys
+                edges = task.copy.key_edges(partition_rows)
+            else:
+                edges = _edges(conn, task, partition_rows)
             for i in range(len(edges) - 1):
                 key = partition_key(t_index, i)
                 state.record_range(conn, migration, key, t_index, edges[i], edges[i + 1])
                 keys.append(key)
     return keys
+
+
+def _edges(conn: psycopg.Connection, task: BackfillTask,
+           partition_rows: int) -> list[list[str] | None]:
+    """None, the keys that end each partition but the last, None."""
+    spec = key_spec(conn, task.range_table)
+    edges: list[list[str] | None] = [None]
+    while True:
+        row = conn.execute(
+            f"SELECT {_text_cols(spec)} "
+            f"FROM {task.range_table.sql} AS {_T} "
+            f"WHERE {spec.range_sql(edges[-1], None, _T)} "
+            f"ORDER BY {', '.join(spec.cols(_T))} OFFSET {int(partition_rows) - 1} LIMIT 1"
+        ).fetchone()
+        if row is None:
+            break
+        edges.append(list(row))
+    edges.append(None)
+    if len(edges) > 2 and _is_last_key(conn, task.range_table, spec, edges[-2]):
+        # the last bound is the table's last key: no empty partition after it
+        edges.pop(-2)
+    return edges
 
 
 def _text_cols(spec: KeySpec, alias: str = _T) -> str:
@@ -131,18 +141,33 @@ def next_batch_end(
     """(last key of the next batch, keys in it, whether keys remain after it) for the range
     (position, upper]; (None, 0, False) when it is empty.  Looks one key past the batch, so a
     range ending exactly on a batch boundary takes no extra, empty batch."""
+    row = conn.execute(batch_end_sql(table, spec, position, upper, batch_size)).fetchone()
+    return batch_end(row, len(spec.columns), batch_size)
+
+
+def batch_end_sql(
+    table: TableName, spec: KeySpec, position: list[str] | None, upper: list[str] | None,
+    batch_size: int,
+) -> str:
+    """One row (the batch's last key as text, one column per key column, then how many keys the
+    look-ahead saw, at most batch_size + 1), or none when (position, upper] is empty.  A query of
+    its own for the first batch; inside each batch's statement for the next one (runner.py)."""
     cols = spec.cols(_T)
     inner = ", ".join(f"{c} AS k{i}" for i, c in enumerate(cols))
     ks = [f"b.k{i}" for i in range(len(cols))]
-    rows = conn.execute(
-        f"SELECT {', '.join(k + '::text' for k in ks)}, count(*) OVER () FROM ("
+    size = int(batch_size)
+    return (
+        f"SELECT {', '.join(f'x.k{i}::text' for i in range(len(cols)))}, x.n FROM ("
+        f"SELECT {', '.join(ks)}, count(*) OVER () AS n, "
+        f"row_number() OVER (ORDER BY {', '.join(ks)}) AS rn FROM ("
         f"SELECT {inner} FROM {table.sql} AS {_T} WHERE {spec.range_sql(position, upper, _T)} "
-        f"ORDER BY {', '.join(cols)} LIMIT {int(batch_size) + 1}) b "
-        f"ORDER BY {', '.join(k + ' DESC' for k in ks)} LIMIT 2"
-    ).fetchall()
-    if not rows:
+        f"ORDER BY {', '.join(cols)} LIMIT {size + 1}) b) x WHERE x.rn = least(x.n, {size})"
+    )
+
+
+def batch_end(row, key_columns: int, batch_size: int) -> tuple[list[str] | None, int, bool]:
+    """batch_end_sql's row as (last key of the batch, keys in it, whether keys remain after it)."""
+    if row is None or row[key_columns] is None:
         return None, 0, False
-    total = int(rows[0][-1])
-    if total <= batch_size:
-        return list(rows[0][:-1]), total, False
-    return list(rows[1][:-1]), batch_size, True
+    seen = int(row[key_columns])
+    return list(row[:key_columns]), min(seen, batch_size), seen > batch_size

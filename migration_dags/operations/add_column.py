@@ -130,6 +130,15 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
             self.column, self.type_sql, self.nullable, self.default
         )
 
+    def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
+        if table == self.table:
+            columns.setdefault(self.column, self.column)
+
+    def old_shape_tables(self) -> set[TableName]:
+        # the old code leaves the column NULL (refused once NOT NULL) or stale (its trigger goes)
+        filled_by_default = self.default is not None and self.up is None
+        return set() if filled_by_default or (self.nullable and self.up is None) else {self.table}
+
     def start(self, ctx: OpContext) -> list[Action]:
         default = f" DEFAULT {self.default}" if self.default is not None else ""
         actions = [
@@ -159,7 +168,8 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
         return actions + [
             Action(
                 f"drop column {self.column} from {self.table}",
-                f"ALTER TABLE {self.table.sql} DROP COLUMN IF EXISTS {self._col}",
+                # IF EXISTS: the table may be gone already (a raw_sql that created it, undone)
+                f"ALTER TABLE IF EXISTS {self.table.sql} DROP COLUMN IF EXISTS {self._col}",
             )
         ]
 

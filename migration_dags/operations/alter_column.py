@@ -7,6 +7,8 @@
         up: "replace(price, ',', '.')::numeric(10,2)"   # old -> new, SQL over the row
         down: "price::text"                  # new -> old; here `price` is the new-type value
         default: "0"                         # the default in the new type; needed if it has one
+        unique: true                         # optional: a unique index on the new column
+        shadow: price_new                    # optional: the new column's name until the swap
 
 start records the column's definition (saved_columns.py), adds a shadow column of the new type
 and one BEFORE INSERT OR UPDATE trigger keeping old and new in step for live writes: a client
@@ -23,9 +25,26 @@ rollback drops trigger, function and shadow column.  uncomplete re-adds the old
 column (type, collation), fills it from the pre-migration backup (rows changed since then, or
 inserted, get `down`), and swaps back in one short transaction, re-creating the start trigger.
 
-Refused: views reading the column (at validate), key columns, serial columns, and (when start
-runs, before any change) identity or generated columns and columns with indexes or constraints,
-which DROP COLUMN would silently take with it.
+Views reading the column (directly or through other views, materialized ones too) are carried
+over: the swap's transaction saves, drops and re-creates them over the new column, and its undo
+re-creates them as they were (common/dependent_views.py). The column's plain indexes and CHECK
+constraints are rebuilt on the shadow column and take their names at the swap
+(common/shadow_indexes.py). validate refuses, naming it, a view, index or check that would not
+work over the new type (spec/rebuild_check.py).
+
+Column order: before cutover nothing moves (rollback drops the shadow column, the last one).
+After cutover the swapped-in column is the table's last, and so is the original after a down:
+plan says so (column_order_note).
+
+Refused: key columns, serial columns, (at validate) unique indexes and unique, exclusion and
+foreign key constraints on the column, and (when start runs, before any change) identity or
+generated columns, which DROP COLUMN would silently take with it.
+
+With `unique: true`, the validation step first checks that no two rows share a new value, naming
+each colliding value and the keys of its rows, and complete builds a unique index
+(`<table>_<column>_key`) on the shadow column CONCURRENTLY after NOT NULL and before the swap, so
+the column swapped in is already unique (common/unique_values.py); uncomplete drops it. This is the
+four-phase column swap: add the new column (start), backfill it, NOT NULL + unique index, swap.
 """
 
 from __future__ import annotations
@@ -37,7 +56,8 @@ from ..errors import SchemaValidationError
 from ..identifiers import TableName, literal, quote, short_name
 from ..db import skip_writes_of
 from ..schema_model import SchemaModel
-from ..spec.types import ColumnDefault, Identifier, SpecModel, SqlExpression, SqlType, TableRef
+from ..spec.sql_text import column_names
+from ..spec.types import ColumnDefault, Flag, Identifier, SpecModel, SqlExpression, SqlType, TableRef
 from .add_column import not_null_actions
 from .base import (
     BackfillTask,
@@ -47,9 +67,11 @@ from .base import (
     ParityCheck,
     column_exists_sql,
 )
+from .common import dependent_views as views, shadow_indexes as rebuilt
 from .common.catalog_sql import all_of, negate
 from .common.column_rules import Remedies, refuse_unsafe_column
 from ..state.saved_columns import (
+    Dependent,
     SavedColumn,
     forget_action,
     is_dropped_sql,
@@ -59,6 +81,7 @@ from ..state.saved_columns import (
 from .common.restore import QUIET
 from .common.fill import fill_column
 from .common.triggers import drop_row_trigger, function_sql
+from .common.unique_values import build_unique_index, drop_unique_index, duplicates_check
 from .common.user_triggers import UserTriggers, enable_always
 
 
@@ -88,6 +111,11 @@ class AlterColumnSpec(SpecModel):
     user_triggers: UserTriggers = "skip"
     """Whether the table's user triggers fire on the batches filling the new column: skip (the
     default: batches run with session_replication_role = replica) or fire."""
+    unique: Flag = False
+    """true: no two rows may share a new value (checked at validation, naming the keys); a unique
+    index on the new column is built concurrently at cutover, before the swap."""
+    shadow: Identifier | None = None
+    """The new column's name until the swap (default mdg_new__<column>)."""
 
 
 class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
@@ -99,6 +127,8 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
         self.down: str = spec.down
         self.default: str | None = spec.default
         self.user_triggers: str = spec.user_triggers
+        self.unique: bool = spec.unique
+        self._shadow: str | None = spec.shadow
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -116,7 +146,11 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
     # -- names -----------------------------------------------------------------------------------
     @property
     def shadow(self) -> str:
-        return short_name("mdg_new", self.column)
+        return self._shadow or short_name("mdg_new", self.column)
+
+    @property
+    def unique_index(self) -> str:
+        return short_name(f"{self.table.name}_{self.column}_key")
 
     @property
     def old_copy(self) -> str:
@@ -140,7 +174,7 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
     # -- validate ----------------------------------------------------------------------------------
     def validate(self, model: SchemaModel) -> None:
         table, column = self.existing_column(model, self.table, self.column)
-        refuse_unsafe_column(self.where, self.table, table, column, REMEDIES)
+        refuse_unsafe_column(self.where, self.table, table, column, REMEDIES, views_carried=True)
         if column.default_sql is not None and self.default is None:
             raise SchemaValidationError(
                 self.where,
@@ -151,13 +185,39 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
             raise SchemaValidationError(
                 self.where, f"table {self.table} already has a column {self.shadow!r}, the name "
                 "alter_column needs for the new column; rename it first")
+        if self.unique and (self.table.schema, self.unique_index) in model.relations:
+            raise SchemaValidationError(
+                self.where, f"schema {self.table.schema} already has a relation named "
+                f"{self.unique_index!r}, the name of the unique index unique: true builds")
         # for `plan` before start has saved the definition (complete reads the saved one)
         self._not_null_hint = not column.nullable
+
+    def carried_column(self) -> tuple[TableName, str]:
+        return self.table, self.column
+
+    def _dependents(self, ctx: OpContext) -> tuple[Dependent, ...]:
+        """The column's indexes and constraints: as start recorded them, else as they are now."""
+        saved = ctx.saved_columns.get((self.table, self.column))
+        if saved is not None:
+            return saved.dependents
+        return ctx.column_dependents.get((self.table, self.column), ())
 
     def apply(self, model: SchemaModel) -> None:
         column = model.tables[self.table].columns[self.column]
         column.type_sql = self.type_sql
         column.default_sql = self.default
+        if self.unique:
+            model.tables[self.table].indexes.add(self.unique_index)
+            model.relations.add((self.table.schema, self.unique_index))
+
+    def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
+        if table == self.table:
+            columns.pop(self.shadow, None)
+            if self.column in columns:  # the new type, in the column's place
+                columns[self.column] = self.shadow
+
+    def old_shape_tables(self) -> set[TableName]:
+        return {self.table}
 
     # -- start / rollback ---------------------------------------------------------------------------
     def start(self, ctx: OpContext) -> list[Action]:
@@ -169,49 +229,23 @@ class AlterColumn(Operation, kind="alter_column", spec=AlterColumnSpec):
                 self._alter(f"ADD COLUMN IF NOT EXISTS {quote(self.shadow)} {self.type_sql}"),
             ),
             *self._sync_trigger_actions(ctx),
+            *rebuilt.build_index_actions(self.table, self.column, self.shadow, rebuilt.NEW,
+                                         self._dependents(ctx)),
         ]
 
     def _refuse_what_drop_would_lose(self) -> Action:
-        reg, col = self.table.regclass_literal, literal(self.column)
-        return Action(
-            f"refuse {self.table}.{self.column} if dropping it would lose indexes or constraints",
-            f"""DO $guard$
-DECLARE
-  lost text;
-BEGIN
-  SELECT string_agg(what, ', ' ORDER BY what) INTO lost FROM (
-    SELECT 'identity' AS what FROM pg_attribute WHERE attrelid = to_regclass({reg})
-      AND attname = {col} AND attidentity <> ''
-    UNION ALL
-    SELECT 'generated expression' FROM pg_attribute WHERE attrelid = to_regclass({reg})
-      AND attname = {col} AND attgenerated <> ''
-    UNION ALL
-    SELECT CASE WHEN d.classid = 'pg_class'::regclass THEN 'index ' || d.objid::regclass::text
-                ELSE 'constraint ' || (SELECT conname FROM pg_constraint WHERE oid = d.objid) END
-    FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = to_regclass({reg})
-      AND a.attname = {col} AND d.classid IN ('pg_class'::regclass, 'pg_constraint'::regclass)
-      AND d.deptype IN ('a', 'n')
-      AND (d.classid <> 'pg_class'::regclass
-           OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid))
-  ) s;
-  IF lost IS NOT NULL THEN
-    RAISE EXCEPTION USING MESSAGE = format(
-      'alter_column: %s.%s has %s, which the cutover would drop with the old column; '
-      'drop them first (raw_sql) and re-create them after the cutover',
-      {literal(str(self.table))}, {col}, lost);
-  END IF;
-END $guard$""",
-            takes_lock=False,
-            only_if=negate(column_exists_sql(self.table, self.shadow)),
-        )
+        return rebuilt.refuse_what_drop_would_lose(
+            self.table, self.column, only_if=negate(column_exists_sql(self.table, self.shadow)))
 
     def _declares(self, ctx: OpContext, exclude: set[str]) -> str:
-        """Every column of the row as a variable of its name (pgroll's way), so `up` and `down`
-        can say `price` rather than `NEW.price`."""
+        """The columns `up` and `down` read as variables of their names (pgroll's way), so they
+        can say `price` rather than `NEW.price`. Only those: a column another operation of the
+        migration renames at cutover would otherwise break every write between its rename and
+        this operation's swap."""
+        read = column_names(self.up) | column_names(self.down) | {self.column}
         return "".join(
             f"  {quote(c)} {self.table.sql}.{quote(c)}%TYPE := NEW.{quote(c)};\n"
-            for c in ctx.columns.get(self.table, []) if c not in exclude
+            for c in ctx.columns.get(self.table, []) if c not in exclude and c in read
         )
 
     def _sync_function(self, ctx: OpContext) -> str:
@@ -285,6 +319,13 @@ $migration_dags$"""
             f"SELECT count(*) FROM {t} WHERE {self._pending()}",
             f"SELECT ({sample})::text FROM {t} WHERE {self._pending()} LIMIT 20",
         )]
+        checks += rebuilt.check_parity(self.table, self.column, self.shadow,
+                                       self._dependents(ctx), sample)
+        if self.unique:
+            checks.append(duplicates_check(
+                self.table, self.shadow, key, f"{self.table.name}.{self.column}.unique",
+                f"no two rows of {self.table} share a {self.shadow} (the unique index cutover "
+                "builds before the swap)"))
         return checks
 
     # -- complete / uncomplete ----------------------------------------------------------------------
@@ -294,8 +335,13 @@ $migration_dags$"""
         if saved.not_null if saved is not None else getattr(self, "_not_null_hint", False):
             before_swap += not_null_actions(self.table, self.shadow, self._check("new"))
         shadow_there = column_exists_sql(self.table, self.shadow)
+        dependents = self._dependents(ctx)
+        before_swap += rebuilt.add_check_actions(self.table, self.column, self.shadow, rebuilt.NEW,
+                                                 dependents, shadow_there)
         before_swap = [replace(a, only_if=all_of(shadow_there, a.only_if) if a.only_if
                                else shadow_there) for a in before_swap]
+        if self.unique:
+            before_swap += build_unique_index(self.table, self.unique_index, self.shadow, shadow_there)
         # The default goes on with the swap: on the shadow column before it, an old client's
         # insert would carry it and look like a new client's write.
         default = ""
@@ -309,9 +355,13 @@ $migration_dags$"""
             f"swap: drop {self.table}.{self.column}, rename {self.shadow} to {self.column} "
             "(one short transaction)",
             f"DROP TRIGGER IF EXISTS {quote(self._sync_trigger)} ON {self.table.sql};\n"
+            f"{rebuilt.lost_on_drop_guard_sql(self.table, self.column, dependents)}"
+            f"{views.before_swap_sql(ctx.migration, self.table, self.column)};\n"
             f"{self._alter(f'DROP COLUMN {quote(self.column)}')};\n"
             f"{self._alter(f'RENAME COLUMN {quote(self.shadow)} TO {quote(self.column)}')};\n"
+            f"{rebuilt.take_names_sql(self.table, rebuilt.NEW, dependents)}"
             f"{default}{comment}"
+            f"{views.after_swap_sql(ctx.migration, self.table, self.column)};\n"
             f"{mark_dropped_sql(ctx.migration, self.table, self.column, True)}",
             only_if=shadow_there,
         )
@@ -321,16 +371,20 @@ $migration_dags$"""
         saved = ctx.saved_columns.get((self.table, self.column))
         if saved is None:
             return []
-        return [*self._unswap(ctx, saved), *self._undo_before_swap()]
+        unique = [drop_unique_index(self.table, self.unique_index)] if self.unique else []
+        return [*self._unswap(ctx, saved), *self._undo_before_swap(saved.dependents), *unique]
 
-    def _undo_before_swap(self) -> list[Action]:
+    def _undo_before_swap(self, dependents: tuple[Dependent, ...]) -> list[Action]:
         """What complete did to the shadow column before the swap, when it failed there (after
         a swap back, the shadow column is already so)."""
+        checks = rebuilt.drop_checks_sql(self.table, rebuilt.NEW, dependents)
         return [Action(
-            f"shadow column {self.shadow} back to nullable, no default",
+            f"shadow column {self.shadow} back to nullable, no default"
+            + (", without the checks rebuilt on it" if checks else ""),
             self._alter(f"DROP CONSTRAINT IF EXISTS {quote(self._check('new'))}, "
                         f"ALTER COLUMN {quote(self.shadow)} DROP NOT NULL, "
-                        f"ALTER COLUMN {quote(self.shadow)} DROP DEFAULT"),
+                        f"ALTER COLUMN {quote(self.shadow)} DROP DEFAULT")
+            + (f";\n{checks}" if checks else ""),
             only_if=column_exists_sql(self.table, self.shadow),
         )]
 
@@ -349,6 +403,11 @@ $migration_dags$"""
         ]
         if saved.not_null:
             steps += not_null_actions(self.table, self.old_copy, self._check("old"))
+        old_there = column_exists_sql(self.table, self.old_copy)
+        steps += rebuilt.build_index_actions(self.table, self.column, self.old_copy, rebuilt.OLD,
+                                             saved.dependents)
+        steps += rebuilt.add_check_actions(self.table, self.column, self.old_copy, rebuilt.OLD,
+                                           saved.dependents, old_there)
         default = (f", ALTER COLUMN {col} SET DEFAULT {saved.default_sql}"
                    if saved.default_sql is not None else "")
         comment = (f"COMMENT ON COLUMN {self.table.sql}.{col} IS {literal(saved.comment)};\n"
@@ -357,14 +416,17 @@ $migration_dags$"""
             f"swap back: {self.column} to {self.shadow}, {self.old_copy} to {self.column} "
             "(one short transaction)",
             f"DROP TRIGGER IF EXISTS {quote(self._restore_trigger)} ON {self.table.sql};\n"
+            f"{views.before_unswap_sql(ctx.migration, self.table, self.column)};\n"
             f"{self._alter(f'RENAME COLUMN {col} TO {quote(self.shadow)}')};\n"
             f"{self._alter(f'RENAME COLUMN {old} TO {col}')};\n"
+            f"{rebuilt.exchange_names_sql(self.table, saved.dependents)}"
             + self._alter(f"ALTER COLUMN {quote(self.shadow)} DROP NOT NULL, "
                           f"ALTER COLUMN {quote(self.shadow)} DROP DEFAULT{default}") + ";\n"
             f"{comment}"
+            f"{views.after_unswap_sql(ctx.migration, self.table, self.column)};\n"
             f"{self._sync_function(ctx)};\n{self._trigger_sql(self._sync_trigger)};\n"
             f"{mark_dropped_sql(ctx.migration, self.table, self.column, False)}",
-            only_if=column_exists_sql(self.table, self.old_copy),
+            only_if=old_there,
         ))
         steps = [replace(a, only_if=all_of(dropped, a.only_if) if a.only_if else dropped)
                  for a in steps]

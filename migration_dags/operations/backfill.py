@@ -30,10 +30,25 @@ Two forms; exactly one of `set` and `insert`.
     `{rows}` stands for this batch's rows of `table` (a subquery; give it an alias), so the select
     may join other tables without the batch's key predicate becoming ambiguous. Each batch runs
     INSERT INTO into (columns) <select> ON CONFLICT DO NOTHING: a re-run batch inserts nothing
-    twice. unbackfill deletes the rows of `into` its backup does not have; when the migration
+    twice.
+
+    Two options turn it into a transform that merges:
+
+          upsert: [id]            # ON CONFLICT (id) DO UPDATE SET <the other columns>
+          parse_json: [data]      # the select gives text; parsed into jsonb without failing
+
+    `upsert` names `into`'s primary key: a row already there gets the select's values (only when
+    they differ, so a re-run batch changes nothing), so re-runs after the source changed, and
+    partitions that overlap, merge instead of keeping the first write. `parse_json` names
+    columns whose select value is text holding JSON: it is parsed by a helper that returns NULL
+    instead of raising (common/json_text.py), the batch skips a row that does not parse and goes
+    on, and the validation step counts those rows and names their keys (`…invalid_json`), which
+    fails validation. unbackfill deletes the rows of `into` its backup does not have; when the migration
     created `into` (no backup), every row of it, so that a later undo (a raw_sql down deleting the
-    rows they reference) runs against an empty table before the schema rollback drops it. The validation step counts select
-    rows missing from `into`. An `into` that existed before grows: set validation.row_count: grows.
+    rows they reference) runs against an empty table before the schema rollback drops it; with
+    `upsert` into a table that existed, the rows it updated also get their backed-up values back.
+    The validation step counts select rows missing from `into` (or, with upsert, different
+    there). An `into` that existed before grows: set validation.row_count: grows.
 
 User triggers do not fire on the batches (they run with session_replication_role = replica; the
 tool's own triggers still fire, and validation checks the foreign keys over the written columns,
@@ -46,7 +61,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo, model_validator
 
 from ..actions import Action
 from ..errors import (
@@ -54,7 +69,7 @@ from ..errors import (
     NoPrimaryKeyError,
     SchemaValidationError,
 )
-from ..identifiers import TableName, quote
+from ..identifiers import TableName, literal, quote
 from ..schema_model import SchemaModel
 from ..spec.problems import describe, problem
 from ..spec.types import (
@@ -75,6 +90,7 @@ from .base import (
     Operation,
     ParityCheck,
 )
+from .common.json_text import create_parser, drop_parser, parser_name
 from .common.restore import delete_rows_not_in_backup, restore_columns
 from .common.user_triggers import UserTriggers, foreign_key_checks
 
@@ -109,6 +125,22 @@ class InsertSpec(SpecModel):
     select: Annotated[Sql, AfterValidator(_batch_select)]
     """SQL selecting the rows; {rows} stands for this batch's rows of `table`:
     SELECT o.id, o.quantity * o.unit_price FROM {rows} AS o"""
+    upsert: Names | None = None
+    """The primary key of `into`: a row already there is updated to the select's values
+    (ON CONFLICT DO UPDATE), so re-runs and overlapping partitions merge."""
+    parse_json: Names = []
+    """Columns whose select value is text holding JSON, parsed into jsonb; a row that does not
+    parse is skipped by its batch and fails validation, named by its key."""
+
+    @model_validator(mode="after")
+    def _named_columns(self) -> "InsertSpec":
+        for field in ("upsert", "parse_json"):
+            for i, column in enumerate(getattr(self, field) or []):
+                if column not in self.columns:
+                    raise problem(f"{column!r} is not one of columns", at=f"{field}[{i}]")
+        if self.upsert and set(self.upsert) == set(self.columns):
+            raise problem("names every column: there is nothing left to update", at="upsert")
+        return self
 
 
 class BackfillSpec(SpecModel):
@@ -144,6 +176,8 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
             self.into = spec.insert.into
             self.insert_columns: list[str] = spec.insert.columns
             self.select: str = spec.insert.select
+            self.upsert: list[str] = list(spec.insert.upsert or [])
+            self.parse_json: list[str] = list(spec.insert.parse_json)
 
     # -- tables --------------------------------------------------------------------------------
     def tables(self) -> set[TableName]:
@@ -176,6 +210,15 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         for column in self.insert_columns:
             if column not in target.columns:
                 raise ColumnDoesNotExistError(self.where, str(self.into), column)
+        if self.upsert and set(self.upsert) != set(target.primary_key):
+            raise SchemaValidationError(
+                f"{self.where}.insert.upsert", f"must name the primary key of {self.into} "
+                f"({', '.join(target.primary_key)}), the key ON CONFLICT merges rows on")
+        for column in self.parse_json:
+            if not target.columns[column].type_sql.lower().startswith("json"):
+                raise SchemaValidationError(
+                    f"{self.where}.insert.parse_json", f"column {column!r} of {self.into} is "
+                    f"{target.columns[column].type_sql}, not jsonb: parse_json fills jsonb columns")
 
     def _keyed_table(self, model: SchemaModel, name: TableName):
         table = self.existing_table(model, name)
@@ -210,13 +253,50 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
                 f"UPDATE {self.table.sql} SET {sets} WHERE {RANGE_PLACEHOLDER} AND {self._pending}",
                 user_triggers=self.user_triggers,
             )
+        how = "upsert" if self.upsert else "insert"
         return BackfillTask(
-            f"insert into {self.into} from {self.table}",
+            f"{how} into {self.into} from {self.table}",
             self.table,
-            f"INSERT INTO {self.into.sql} ({', '.join(quote(c) for c in self.insert_columns)})\n"
-            f"{self.select.replace(ROWS, self._rows(RANGE_PLACEHOLDER))}\nON CONFLICT DO NOTHING",
+            f"INSERT INTO {self.into.sql} AS target ({', '.join(quote(c) for c in self.insert_columns)})\n"
+            f"{self._prepared(RANGE_PLACEHOLDER, ctx)}\n{self._on_conflict()}",
             writes=self.into, user_triggers=self.user_triggers,
         )
+
+    # -- form (b): insert ------------------------------------------------------------------------
+    def _parser(self, ctx: OpContext) -> str:
+        return parser_name(ctx.migration, self.index)
+
+    def _prepared(self, range_sql: str, ctx: OpContext) -> str:
+        """The select over the range's rows; with parse_json, its text parsed into jsonb and the
+        rows that do not parse left out (the invalid_json check counts them)."""
+        select = self.select.replace(ROWS, self._rows(range_sql))
+        if not self.parse_json:
+            return select
+        parser = self._parser(ctx)
+        names = ", ".join(quote(c) for c in self.insert_columns)
+        out = ", ".join(f"parsed.{quote(c)}" if c in self.parse_json else f"s.{quote(c)}"
+                        for c in self.insert_columns)
+        parsed = ", ".join(f"{parser}(s.{quote(c)}::text) AS {quote(c)}" for c in self.parse_json)
+        keep = " AND ".join(f"(s.{quote(c)} IS NULL OR parsed.{quote(c)} IS NOT NULL)"
+                            for c in self.parse_json)
+        return (f"SELECT {out}\nFROM ({select}) AS s ({names})\n"
+                f"CROSS JOIN LATERAL (SELECT {parsed}) AS parsed\nWHERE {keep}")
+
+    def _on_conflict(self) -> str:
+        if not self.upsert:
+            return "ON CONFLICT DO NOTHING"
+        rest = [c for c in self.insert_columns if c not in self.upsert]
+        sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in rest)
+        mine = ", ".join(f"target.{quote(c)}" for c in rest)
+        theirs = ", ".join(f"EXCLUDED.{quote(c)}" for c in rest)
+        return (f"ON CONFLICT ({', '.join(quote(k) for k in self.upsert)}) DO UPDATE SET {sets}\n"
+                f"WHERE ROW({mine}) IS DISTINCT FROM ROW({theirs})")
+
+    def start(self, ctx: OpContext) -> list[Action]:
+        return [create_parser(self._parser(ctx))] if self.into is not None and self.parse_json else []
+
+    def rollback(self, ctx: OpContext) -> list[Action]:
+        return [drop_parser(self._parser(ctx))] if self.into is not None and self.parse_json else []
 
     def unbackfill(self, ctx: OpContext) -> list[Action]:
         if self.into is not None:
@@ -227,8 +307,14 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
                     "the insert backfill)",
                     f"DELETE FROM {self.into.sql}",
                     only_if=f"SELECT to_regclass({self.into.regclass_literal}) IS NOT NULL")]
-            return [delete_rows_not_in_backup(self.into, backup, ctx.key_of(self.into),
-                                              "undo of the insert backfill")]
+            keys = ctx.key_of(self.into)
+            undo = [delete_rows_not_in_backup(self.into, backup, keys, "undo of the insert backfill")]
+            updated = [c for c in self.insert_columns if c not in keys
+                       and c in ctx.backup_columns.get(self.into, [])]
+            if self.upsert and updated:  # rows that were there got the select's values
+                undo.append(restore_columns(self.into, backup, keys, updated,
+                                            "undo of the upsert backfill"))
+            return undo
         backup = ctx.backups.get(self.table)
         existed = [c for c in self.set if c in ctx.backup_columns.get(self.table, [])]
         if backup is None or not existed:
@@ -238,7 +324,7 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
 
     def checks(self, ctx: OpContext) -> list[ParityCheck]:
         if self.into is not None:
-            return [self._insert_check(), *self._foreign_key_checks(ctx)]
+            return [self._insert_check(ctx), *self._json_check(ctx), *self._foreign_key_checks(ctx)]
         key = ctx.key_of(self.table)
         shown = "ROW(" + ", ".join(quote(k) for k in key) + ")::text" if key else "ctid::text"
         return [
@@ -260,9 +346,9 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         return foreign_key_checks(table, written, ctx.foreign_keys.get(table, []),
                                   f"{table.name}.backfill_{self.index}")
 
-    def _insert_check(self) -> ParityCheck:
+    def _insert_check(self, ctx: OpContext) -> ParityCheck:
         cols = ", ".join(quote(c) for c in self.insert_columns)
-        missing = (f"({self.select.replace(ROWS, self._rows('TRUE'))})\n"
+        missing = (f"({self._prepared('TRUE', ctx)})\n"
                    f"EXCEPT SELECT {cols} FROM {self.into.sql}")
         return ParityCheck(
             f"{self.into.name}.backfill_{self.index}.inserted",
@@ -270,6 +356,26 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
             f"SELECT count(*) FROM ({missing}) AS missing",
             f"SELECT missing::text FROM ({missing}) AS missing LIMIT 20",
         )
+
+    def _json_check(self, ctx: OpContext) -> list[ParityCheck]:
+        """Rows whose parse_json text is not JSON: skipped by the batches, named here by the key
+        of `into` the select gives them (upsert's, else every column)."""
+        if not self.parse_json:
+            return []
+        parser = self._parser(ctx)
+        names = ", ".join(quote(c) for c in self.insert_columns)
+        bad = " OR ".join(f"(s.{quote(c)} IS NOT NULL AND {parser}(s.{quote(c)}::text) IS NULL)"
+                          for c in self.parse_json)
+        rows = f"({self.select.replace(ROWS, self._rows('TRUE'))}) AS s ({names}) WHERE {bad}"
+        key = self.upsert or ctx.key_of(self.into) or self.insert_columns[:1]
+        shown = " || ', ' || ".join(f"{literal(k + '=')} || coalesce(s.{quote(k)}::text, 'NULL')" for k in key)
+        return [ParityCheck(
+            f"{self.into.name}.backfill_{self.index}.invalid_json",
+            f"every {', '.join(self.parse_json)} the select gives from {self.table} is valid JSON "
+            "(rows that are not were skipped)",
+            f"SELECT count(*) FROM {rows}",
+            f"SELECT {shown} FROM {rows} LIMIT 20",
+        )]
 
     def summary(self) -> str:
         target = f"into {self.into}" if self.into else ", ".join(self.set)

@@ -20,7 +20,7 @@ row each reads and the type it must have, so validate can check them against the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..actions import Action
 from ..errors import ColumnDoesNotExistError, TableDoesNotExistError
@@ -30,7 +30,7 @@ from ..schema_model import ColumnModel, SchemaModel, TableModel
 if TYPE_CHECKING:
     from .common.user_triggers import ForeignKey
     from ..spec.types import SpecModel
-    from ..state.saved_columns import SavedColumn
+    from ..state.saved_columns import Dependent, SavedColumn
 
 RANGE_PLACEHOLDER = "/*migration_dags:key_range*/TRUE"
 
@@ -55,6 +55,10 @@ class OpContext:
     # table -> the foreign keys it has or is referenced by (for the checks that stand in for the
     # FK triggers batches skip in replica mode); read from the live catalog
     foreign_keys: dict[TableName, list["ForeignKey"]] = field(default_factory=dict)
+    # (table, column) -> the indexes and constraints the column has now, for each column an
+    # operation carries over (carried_column): what alter_column rebuilds on its new column
+    column_dependents: dict[tuple[TableName, str], tuple["Dependent", ...]] = field(
+        default_factory=dict)
 
     def key_of(self, table: TableName) -> list[str]:
         return self.keys.get(table, [])
@@ -102,6 +106,10 @@ class BackfillTask:
     # operations/common/user_triggers.py) or "fire"
     writes: TableName | None = None
     user_triggers: str = "skip"
+    # rows that come from another database (cross_database/copier.py: a RowCopy): the planner
+    # cuts the source's keys into partitions and the runner hands each partition to it;
+    # `statement` is then only what plan and lint show
+    copy: Any = None
 
     @property
     def written_table(self) -> TableName:
@@ -119,6 +127,10 @@ class ParityCheck:
     description: str
     count_sql: str
     sample_sql: str | None = None  # up to 20 offending keys, as text
+    # a check SQL alone cannot make (it reads another database too): called by the validation
+    # step instead of count_sql with (conn, the migration's backfill tasks); returns (offending
+    # count, samples). count_sql is then what plan shows
+    evaluate: Callable[[Any, list["BackfillTask"]], tuple[int, list[str]]] | None = None
 
 
 # kind -> operation type; each type adds itself when its module is imported (operations/__init__
@@ -220,6 +232,27 @@ class Operation:
     def expressions(self) -> list[Expression]:
         """The SQL expressions this operation's file entry holds (see Expression)."""
         return []
+
+    def carried_column(self) -> tuple[TableName, str] | None:
+        """The column whose views, indexes and CHECK constraints this operation re-creates over
+        a new column of that name at cutover (alter_column): validate checks they work over its
+        new type (spec/rebuild_check.py), plan lists the views (common/dependent_views.py)."""
+        return None
+
+    def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
+        """The new shape of `table` while the migration is expanded (expand/version_schema.py):
+        `columns` maps each column of the version schema's view, in order, to the table column
+        it reads. An operation that changes the table's shape changes the map in place."""
+
+    def old_shape_tables(self) -> set[TableName]:
+        """Tables whose writes in the old shape go wrong once this operation is complete (a
+        renamed or dropped column, a NOT NULL the old code does not fill): `complete` waits until
+        none of those writes is seen for a quiet period (expand/old_shape_writes.py)."""
+        return set()
+
+    def expansion_note(self) -> str | None:
+        """Said in plan (after validate): what the new shape cannot do while expanded."""
+        return None
 
     def column_order_note(self) -> str | None:
         """Said in plan, before up, when a down after cutover cannot put the table's columns back

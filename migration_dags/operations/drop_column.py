@@ -21,12 +21,14 @@ from dataclasses import replace
 from ..actions import Action
 from ..identifiers import TableName, literal, quote, short_name
 from ..schema_model import SchemaModel
-from ..spec.types import Identifier, SpecModel, TableRef
+from ..db import skip_writes_of
+from ..spec.types import Identifier, OptionalSqlExpression, SpecModel, TableRef
 from .add_column import not_null_actions
-from .base import OpContext, Operation, column_exists_sql, constraint_exists_sql
+from .base import Expression, OpContext, Operation, column_exists_sql, constraint_exists_sql
 from .common.catalog_sql import all_of, index_exists_sql, negate
 from .common.column_rules import Remedies, refuse_unsafe_column
 from .common.restore import restore_columns
+from .common.triggers import drop_row_trigger, row_expression, row_trigger
 from ..state.saved_columns import (
     SavedColumn,
     forget_action,
@@ -50,12 +52,17 @@ class DropColumnSpec(SpecModel):
 
     table: TableRef
     column: Identifier
+    down: OptionalSqlExpression | None = None
+    """Its value, as SQL over the row, for rows inserted without it until cutover (by a release
+    using the new shape, which no longer has the column): needed when it is NOT NULL with no
+    default."""
 
 
 class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
     def read(self, spec: DropColumnSpec) -> None:
         self.table: TableName = spec.table
         self.column: str = spec.column
+        self.down: str | None = spec.down
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -63,16 +70,57 @@ class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
     def validate(self, model: SchemaModel) -> None:
         table, column = self.existing_column(model, self.table, self.column)
         refuse_unsafe_column(self.where, self.table, table, column, REMEDIES)
+        self._refuses_new_inserts = (not column.nullable and column.default_sql is None
+                                     and self.down is None)
 
     def apply(self, model: SchemaModel) -> None:
         model.tables[self.table].columns.pop(self.column, None)
 
+    def expressions(self) -> list[Expression]:
+        return [Expression("down", self.down, self.table, None)] if self.down is not None else []
+
+    def expansion_note(self) -> str | None:
+        """A NOT NULL column with no default and no `down` refuses the new shape's inserts until
+        cutover (known once validate has seen the column)."""
+        if not getattr(self, "_refuses_new_inserts", False):
+            return None
+        return (f"{self.table}.{self.column} is NOT NULL with no default: until cutover, inserts "
+                f"through the new shape (which has no {self.column}) fail; give drop_column a "
+                f"`down:` (its value for those rows, as SQL over the row) to let them in")
+
+    @property
+    def _fill_trigger(self) -> str:
+        return short_name(f"mdg{self.index:03d}", self.table.schema, self.table.name, self.column,
+                          "fill")
+
+    def _fill_trigger_actions(self) -> list[Action]:
+        """Rows inserted without the column (through the new shape) get `down`."""
+        if self.down is None:
+            return []
+        return row_trigger(
+            self.table, self._fill_trigger,
+            f"NEW.{quote(self.column)} := {row_expression(self.down)};", [],
+            f"fill {self.column} for rows inserted without it",
+            events="INSERT", when=f"NEW.{quote(self.column)} IS NULL AND "
+                                  f"{skip_writes_of(self._fill_trigger)}")
+
+    def _drop_fill_trigger(self) -> list[Action]:
+        return drop_row_trigger(self.table, self._fill_trigger) if self.down is not None else []
+
+    def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
+        if table == self.table:
+            columns.pop(self.column, None)
+
+    def old_shape_tables(self) -> set[TableName]:
+        return {self.table}
+
     # -- verbs ---------------------------------------------------------------------------------
     def start(self, ctx: OpContext) -> list[Action]:
-        return save_actions(ctx.migration, self.table, self.column)
+        return [*save_actions(ctx.migration, self.table, self.column),
+                *self._fill_trigger_actions()]
 
     def rollback(self, ctx: OpContext) -> list[Action]:
-        return [forget_action(ctx.migration, self.table, self.column)]
+        return [*self._drop_fill_trigger(), forget_action(ctx.migration, self.table, self.column)]
 
     def complete(self, ctx: OpContext) -> list[Action]:
         # One transaction: the column is gone if and only if the record says so.
@@ -80,10 +128,14 @@ class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
             Action(
                 f"drop column {self.column} from {self.table}",
                 f"{require_saved_sql(ctx.migration, self.table, self.column)};\n"
-                f"ALTER TABLE {self.table.sql} DROP COLUMN IF EXISTS {quote(self.column)};\n"
+                # the fill trigger's WHEN reads the column: it goes first
+                + (f"DROP TRIGGER IF EXISTS {quote(self._fill_trigger)} ON {self.table.sql};\n"
+                   if self.down is not None else "")
+                + f"ALTER TABLE {self.table.sql} DROP COLUMN IF EXISTS {quote(self.column)};\n"
                 + mark_dropped_sql(ctx.migration, self.table, self.column, True),
                 only_if=column_exists_sql(self.table, self.column),
-            )
+            ),
+            *self._drop_fill_trigger()[1:],  # its function
         ]
 
     def uncomplete(self, ctx: OpContext) -> list[Action]:
@@ -110,7 +162,8 @@ class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
                 mark_dropped_sql(ctx.migration, self.table, self.column, False),
                 takes_lock=False,
                 only_if=dropped,
-            )
+            ),
+            *self._fill_trigger_actions(),  # expanded again: the new shape's inserts need it
         ]
 
     def _add_back(self, saved: SavedColumn) -> Action:

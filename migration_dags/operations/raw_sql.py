@@ -7,12 +7,16 @@
         transactional: true          # false for statements PostgreSQL refuses in a transaction
         step: start                  # start (expand, default) or complete (cutover)
         drops: [old_view]            # optional: views (or other relations) its up drops
+        creates: [audit]             # optional: tables (views, indexes) its up creates
+        alters: [users]              # optional: tables whose columns its up changes
 
-`drops` tells the tool's model of the schema what the SQL removes, so later operations of the same
-migration are validated against the schema as it will be: an alter_column or drop_column of a
-column a dropped view read is then allowed (re-create the view with a raw_sql at `step: complete`
-after it, its down dropping it again). Only `drops` can be declared so far; what raw_sql creates
-or alters is not in the model.
+`drops`, `creates` and `alters` tell the tool's model of the schema what the SQL does, so later
+operations of the same migration are validated against the schema as it will be: a drop_column
+of a column a dropped view read is then allowed (re-create the view with a raw_sql at `step:
+complete` after it, its down dropping it again); an add_column on a created table, or an
+alter_column of a column up adds, is checked against the columns up's own statements give them
+(common/declared_schema.py reads them with PostgreSQL's parser; nothing is run). An altered table
+is backed up like any table the migration changes; a created one is not (it did not exist).
 
 A raw_sql without a down is refused at load time: nothing would undo it.  Both `up` and `down`
 should be idempotent (IF [NOT] EXISTS): a failed step is undone by running the downs of all its
@@ -36,6 +40,7 @@ from ..spec.problems import problem
 from ..spec.sql_text import statements
 from ..spec.types import Flag, SpecModel, SqlStatements, TableList, TableRef
 from .base import OpContext, Operation
+from .common.declared_schema import apply_declared
 
 
 class RawSqlSpec(SpecModel):
@@ -55,6 +60,10 @@ class RawSqlSpec(SpecModel):
     """start: with the schema change (expand); complete: at cutover (contract)."""
     drops: TableList = []
     """Views (or other relations) up drops, so later operations are validated without them."""
+    creates: TableList = []
+    """Tables (or views, indexes) up creates, so later operations are validated with them."""
+    alters: TableList = []
+    """Tables whose columns up adds, drops, retypes or renames (backed up; validated after)."""
 
     @classmethod
     def check_keys(cls, data: dict[str, Any]) -> None:
@@ -70,16 +79,23 @@ class RawSql(Operation, kind="raw_sql", spec=RawSqlSpec):
         self.transactional: bool = spec.transactional
         self.step: str = spec.step
         self.drops: list[TableName] = list(spec.drops)
+        self.creates: list[TableName] = list(spec.creates)
+        self.alters: list[TableName] = list(spec.alters)
 
     def tables(self) -> set[TableName]:
-        return set(self.touches)
+        return set(self.touches) | set(self.alters) | set(self.creates)
+
+    def created_tables(self) -> set[TableName]:
+        return set(self.creates)
 
     def validate(self, model: SchemaModel) -> None:
-        for table in self.touches:
-            self.existing_table(model, table)
+        for table in [*self.touches, *self.alters]:
+            if table not in self.creates:
+                self.existing_table(model, table)
 
     def apply(self, model: SchemaModel) -> None:
         dropped = {str(name) for name in self.drops}
+        model.dropped |= dropped
         for table in model.tables.values():
             for column, views in list(table.dependent_views.items()):
                 kept = [v for v in views if v not in dropped]
@@ -89,6 +105,8 @@ class RawSql(Operation, kind="raw_sql", spec=RawSqlSpec):
                     del table.dependent_views[column]
         for name in self.drops:
             model.tables.pop(name, None)
+        if self.creates or self.alters:
+            apply_declared(model, self.where, self.up, self.creates, self.alters)
 
     def _up(self) -> list[Action]:
         return [self._action("up", self.up)]

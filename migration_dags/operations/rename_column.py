@@ -63,6 +63,15 @@ class RenameColumn(Operation, kind="rename_column", spec=RenameColumnSpec):
         if self.old in table.dependent_views:
             table.dependent_views[self.new] = table.dependent_views.pop(self.old)
 
+    def expanded_view(self, table: TableName, columns: dict[str, str]) -> None:
+        if table == self.table and self.old in columns:
+            renamed = {(self.new if n == self.old else n): c for n, c in columns.items()}
+            columns.clear()
+            columns.update(renamed)
+
+    def old_shape_tables(self) -> set[TableName]:
+        return {self.table}
+
     def _rename(self, ctx: OpContext, old: str, new: str, why: str) -> Action:
         # The application's writes captured under the old name (state/capture.py) follow the
         # column, in the same transaction.

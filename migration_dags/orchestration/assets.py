@@ -29,7 +29,7 @@ import dagster as dg
 from ..engine import MigrationEngine
 from ..errors import RefusedError, ValidationFailedError
 from ..reports import CheckOutcome, StepReport
-from ..run_tags import allows_changed
+from ..run_tags import allows_changed, complete_options
 from ..spec import Migration
 from ..steps import STEP_TYPES, STEPS
 from . import checks, partitions
@@ -64,7 +64,8 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
         # tags first: a run launched from the UI has none of ours until now
         tag_run(context, migration, db.url_for(migration), "up")
         return db.engine(migration, context.run.run_id, context.log.info,
-                         allow_changed=allows_changed(context.run.tags), **kw)
+                         allow_changed=allows_changed(context.run.tags),
+                         complete_options=complete_options(context.run.tags), **kw)
 
     def result(eng: MigrationEngine, report: StepReport, started: float, metadata=None,
                check_results=()) -> dg.MaterializeResult:

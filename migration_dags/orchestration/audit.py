@@ -115,6 +115,9 @@ def _entry(record: dg.RunRecord, migrations: list[str], events: "_RunEvents") ->
         "target_database": _target(tags) or _first(steps, "target_database"),
         "file_checksum": tags.get("file_checksum") or _first(steps, "file_checksum"),
         "allow_changed": tags.get("allow_changed") == "true",
+        # a complete that contracted although old-shape writes were seen (expand/)
+        "force_complete": tags.get("force_complete") == "true",
+        "quiet_seconds": tags.get("quiet_seconds"),
         "status": run.status.value,
         "created_at": _iso(record.create_timestamp),
         "started_at": _iso(record.start_time),

@@ -35,7 +35,11 @@ def build_definitions(
     migrations_dir: str | os.PathLike | None = None, database: MigrationDatabase | None = None
 ) -> dg.Definitions:
     folder = settings.migrations_dir(migrations_dir)
-    return definitions_for(MigrationSet.load(folder).ordered(), database)
+    migrations = MigrationSet.load(folder).ordered()
+    from .tenants import expand as expand_tenants  # it imports launch, which imports us
+
+    # a tenants migration is one asset group per tenant (orchestration/tenants.py)
+    return definitions_for(expand_tenants(migrations, database and database.database_url), database)
 
 
 def definitions_for(

@@ -51,6 +51,12 @@ def step_metadata(reports: StepReport | list[StepReport], wall_s: float) -> dict
         metadata["conflicts"] = dg.MetadataValue.json(extra["conflicts"])
     if "file_changed" in extra:  # --allow-changed: how the file differs from the one applied
         metadata["file_changed"] = extra["file_changed"]
+    if "migration_state" in extra:  # expanded after validation, complete after cutover
+        metadata["migration_state"] = extra["migration_state"]
+    if "old_shape_writes" in extra:  # what complete saw before contracting (expand/)
+        metadata["old_shape_writes"] = dg.MetadataValue.json(extra["old_shape_writes"])
+    if extra.get("forced"):
+        metadata["forced"] = True
     for recorded in ("target_database", "file_checksum"):  # every run, UI-launched ones too
         if recorded in extra:
             metadata[recorded] = extra[recorded]

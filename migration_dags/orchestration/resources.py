@@ -40,8 +40,9 @@ class MigrationDatabase(dg.ConfigurableResource):
         log: Callable[[str], None],
         extra_checks: ExtraChecks | None = None,
         allow_changed: bool = False,
+        complete_options=None,
     ) -> MigrationEngine:
         return MigrationEngine(
             migration, self.url_for(migration), run_id=run_id, log=log, extra_checks=extra_checks,
-            allow_changed=allow_changed,
+            allow_changed=allow_changed, complete_options=complete_options,
         )

@@ -11,6 +11,11 @@ earlier operations add included), given as a derived table of typed NULLs named 
 `FROM (SELECT NULL::bigint AS "id", ...) AS "users"`. The real table is never read, and a column
 the migration adds is there. (So a column is written `col` or `users.col`, not `public.users.col`.)
 
+A query (a backfill's `insert.select`) may read tables earlier operations of the same migration
+create (the roles an insert joins): in the rolled-back transaction, each table the model holds
+that the database does not have yet gets an empty temporary stand-in of the model's columns,
+which an unqualified name finds first (pg_temp leads the search path).
+
 Functions: an unqualified name the database also has outside pg_catalog is refused unless the
 migration allows it (functions.py): the search path could pick the user's function.
 """
@@ -46,6 +51,8 @@ def check_expressions(
         return
     with conn.transaction(force_rollback=True):
         conn.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
+        if any(use.is_query for use in uses):
+            _stand_ins_for_created_tables(conn, model)
         for use in uses:
             where = f"{op.where}.{use.field}"
             _refuse_user_functions(conn, where, use, allow)
@@ -59,6 +66,19 @@ def check_expressions(
                     where, f"{short(use.sql)!r} does not work on the live database: "
                     f"{' '.join(message.split())}"
                 ) from None
+
+
+def _stand_ins_for_created_tables(conn: psycopg.Connection, model: SchemaModel) -> None:
+    """Empty temporary tables named like the model's tables the database lacks (created by an
+    earlier operation of this migration), inside the caller's rolled-back transaction."""
+    made: set[str] = set()
+    for name, table in model.tables.items():
+        if name.name in made or conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                             (name.sql,)).fetchone()[0]:
+            continue
+        columns = ", ".join(f"{quote(c)} {col.type_sql}" for c, col in table.columns.items())
+        conn.execute(f"CREATE TEMPORARY TABLE {quote(name.name)} ({columns}) ON COMMIT DROP")
+        made.add(name.name)
 
 
 def _calls(use: "Expression") -> list[FunctionName]:

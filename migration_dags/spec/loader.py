@@ -45,6 +45,7 @@ def load_migration(path: Path) -> Migration:
         schedule=spec.schedule.schedule() if spec.schedule else None,
         auto_complete=spec.auto_complete,
         allow_functions=tuple(spec.allow_functions),
+        tenants=spec.tenants.tenants() if spec.tenants else None,
     )
 
 

@@ -14,6 +14,8 @@ from ..identifiers import TableName
 
 if TYPE_CHECKING:
     from ..operations.base import Operation
+    from ..tenants import Tenant
+    from .tenants import Tenants
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class Migration:
     auto_complete: bool = False
     # functions its expressions may call beyond the safe built-ins (spec/functions.py)
     allow_functions: tuple[str, ...] = ()
+    # `tenants:` as the file declares them (a schema pattern or databases); None: one database
+    tenants: "Tenants | None" = None
+    # on the copy made for one tenant (tenants.py): which one; None on the file's own migration
+    tenant: "Tenant | None" = None
 
     def touched_tables(self) -> set[TableName]:
         found: set[TableName] = set(self.tables)

@@ -34,6 +34,7 @@ from pydantic import (
 
 from .migration import BackfillSchedule, MigrationSettings, ValidationSpec
 from .problems import problem
+from .tenants import TenantsField
 from .types import Flag, SpecModel, TableList, Text, a_list, whole_number
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -210,6 +211,11 @@ class MigrationFileBase(SpecModel):
     ] = []
     """Functions expressions may call besides the built-in ones without side effects (see
     spec/functions.py): name or schema.name, e.g. [app.normalise_email, nextval]."""
+
+    tenants: TenantsField = None
+    """One migration over many tenants: a schema pattern ('tenant_*': every matching schema of
+    the target database) or a list of databases [{url_env: ACME_DATABASE_URL}, ...]. Each tenant
+    has its own state, validation and rollback (migration_dags/tenants.py)."""
 
     @field_validator("name")
     @classmethod

@@ -157,6 +157,16 @@ def function_calls(tree: Any) -> list[FunctionName]:
     return found
 
 
+def column_names(text: str) -> set[str]:
+    """Every name a column reference in the expression `text` uses (`price`, `t.price`: price);
+    a superset of the columns it reads, for code that declares only those."""
+    found = set()
+    for node in walk(expression_tree(text)):
+        if isinstance(node, ast.ColumnRef):
+            found |= {f.sval for f in node.fields if isinstance(f, ast.String)}
+    return found
+
+
 def expression_tree(text: str) -> Any:
     """The parsed expression, or SqlProblem saying why `text` is not exactly one expression."""
     _plain_tokens(text, MAX_EXPRESSION_TOKENS)

@@ -23,6 +23,7 @@ from .ranges import (
     reset_ranges,
     rows_done_in_other_ranges,
     save_range_position,
+    save_range_position_sql,
     touch_ranges,
 )
 from .files import forget_file, record_file, recorded_file
@@ -35,7 +36,7 @@ from .schema import (
     state_exists,
 )
 from .started import forget_started, is_started, mark_started, started_steps
-from .steps import applied_steps, is_applied, mark_applied, mark_undone
+from .steps import applied_steps, is_applied, mark_applied, mark_undone, migrations_with_step
 
 __all__ = [
     "BACKUP_SCHEMA", "STATE_SCHEMA", "BackupRecord", "SavedColumn", "SavedRange",
@@ -43,6 +44,7 @@ __all__ = [
     "ensure_state_tables", "forget_backups", "forget_ranges", "is_applied", "mark_applied",
     "mark_undone", "ranges_status", "range_keys", "read_range", "read_saved_columns",
     "record_backup", "record_range", "reset_ranges", "rows_done_in_other_ranges",
-    "save_range_position", "state_exists", "touch_ranges", "forget_started", "is_started",
-    "mark_started", "started_steps", "forget_file", "record_file", "recorded_file",
+    "save_range_position", "save_range_position_sql", "state_exists", "touch_ranges",
+    "forget_started", "is_started", "mark_started", "started_steps", "migrations_with_step",
+    "forget_file", "record_file", "recorded_file",
 ]

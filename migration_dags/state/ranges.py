@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import psycopg
 
+from ..identifiers import literal
 from .schema import BACKFILL_RANGES, state_exists
 
 
@@ -87,6 +88,18 @@ def save_range_position(
               rows_done = rows_done + %s, done = %s, updated_at = now()
             WHERE migration = %s AND partition_key = %s""",
         (_json(position), rows, done, migration, key))
+
+
+def save_range_position_sql(
+    migration: str, key: str, position: list[str] | None, rows_sql: str, done: bool,
+) -> str:
+    """save_range_position as one statement with no parameters, for a batch to run as part of
+    its own statement: the rows counted by `rows_sql` (a scalar subquery's SELECT)."""
+    saved = "NULL" if position is None else literal(_json(position))
+    return (f"UPDATE {BACKFILL_RANGES} SET position_key = {saved}, "
+            f"rows_done = rows_done + ({rows_sql}), done = {'true' if done else 'false'}, "
+            f"updated_at = now() WHERE migration = {literal(migration)} "
+            f"AND partition_key = {literal(key)}")
 
 
 def rows_done_in_other_ranges(conn: psycopg.Connection, migration: str, key: str) -> int:

@@ -49,13 +49,12 @@ def _where(migration: str, table: TableName, column: str) -> str:
             f"AND table_name = {literal(table.name)} AND column_name = {literal(column)}")
 
 
-def save_actions(migration: str, table: TableName, column: str) -> list[Action]:
-    """Record the column's definition as the catalog has it now (a no-op when recorded)."""
-    reg, col = table.regclass_literal, literal(column)
-    # Indexes and constraints PostgreSQL drops along with the column (pg_depend), as DDL that
-    # re-creates them under the same names. A partitioned table's index prints as ON ONLY (that
-    # form would leave it without its partitions' indexes), so that is taken out.
-    dependents = f"""coalesce((SELECT jsonb_agg(x ORDER BY x->>'kind', x->>'name') FROM (
+def _dependents_sql(table: TableName) -> str:
+    """Indexes and constraints PostgreSQL drops along with the column `a` (pg_depend), as DDL that
+    re-creates them under the same names: a jsonb list of {kind, name, ddl}. A partitioned
+    table's index prints as ON ONLY (that form would leave it without its partitions' indexes),
+    so that is taken out."""
+    return f"""coalesce((SELECT jsonb_agg(x ORDER BY x->>'kind', x->>'name') FROM (
         SELECT jsonb_build_object('kind', 'constraint', 'name', c.conname, 'ddl',
                format('ALTER TABLE %s ADD CONSTRAINT %I %s', {literal(table.sql)}, c.conname,
                       pg_get_constraintdef(c.oid))) AS x
@@ -75,6 +74,12 @@ def save_actions(migration: str, table: TableName, column: str) -> list[Action]:
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c   -- re-created by its constraint
             WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
     ) s), '[]'::jsonb)"""
+
+
+def save_actions(migration: str, table: TableName, column: str) -> list[Action]:
+    """Record the column's definition as the catalog has it now (a no-op when recorded)."""
+    reg, col = table.regclass_literal, literal(column)
+    dependents = _dependents_sql(table)
     collation = """CASE WHEN a.attcollation <> t.typcollation THEN (SELECT format('%I.%I', n.nspname,
         co.collname) FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace
         WHERE co.oid = a.attcollation) END"""
@@ -136,6 +141,16 @@ def require_saved_sql(migration: str, table: TableName, column: str) -> str:
     RAISE EXCEPTION USING MESSAGE = {literal(message)};
   END IF;
 END $require$"""
+
+
+def read_dependents(conn: psycopg.Connection, table: TableName, column: str) -> tuple[Dependent, ...]:
+    """The indexes and constraints dropping table.column would take with it, as the catalog has
+    them now (what save_actions records)."""
+    row = conn.execute(
+        f"""SELECT {_dependents_sql(table)} FROM pg_attribute a
+            WHERE a.attrelid = to_regclass({table.regclass_literal}) AND a.attname = {literal(column)}
+              AND a.attnum > 0 AND NOT a.attisdropped""").fetchone()
+    return tuple(Dependent(d["kind"], d["name"], d["ddl"]) for d in row[0]) if row else ()
 
 
 def is_dropped_sql(migration: str, table: TableName, column: str) -> str:

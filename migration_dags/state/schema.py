@@ -14,8 +14,12 @@ State tables, in `migration_dags`:
                         written before the step's first change, deleted when it is recorded
     saved_columns       definitions of the columns drop_column drops (created by its start, the
                         only operation that needs it)
+    saved_views         views alter_column carries over its swap (saved_views.py; created by its
+                        cutover)
     migration_files     checksum and text of the file each migration was applied from (files.py;
                         created on first use), for drift.py
+    inserted_rows       keys of the rows insert_rows inserted (inserted_rows.py; created by its
+                        start), so its undo deletes exactly those
 
 Re-running an applied step is a no-op; `down` undoes only what is recorded here.
 """
@@ -33,8 +37,9 @@ BACKFILL_RANGES = f"{STATE_SCHEMA}.backfill_ranges"
 SAVED_COLUMNS = f"{STATE_SCHEMA}.saved_columns"
 STARTED_STEPS = f"{STATE_SCHEMA}.started_steps"
 MIGRATION_FILES = f"{STATE_SCHEMA}.migration_files"
+INSERTED_ROWS = f"{STATE_SCHEMA}.inserted_rows"
 STATE_TABLES = ("applied_steps", "backups", "backfill_ranges", "saved_columns", "started_steps",
-                "migration_files")
+                "migration_files", "saved_views", "inserted_rows")
 
 STATE_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};

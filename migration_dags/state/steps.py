@@ -23,6 +23,12 @@ def applied_steps(conn: psycopg.Connection, migration: str) -> dict[str, dict[st
     return {s: {"run_id": r, "applied_at": a, "details": d} for s, r, a, d in rows}
 
 
+def migrations_with_step(conn: psycopg.Connection, step: str) -> set[str]:
+    """Every migration that has `step` applied (with "cutover": the complete ones)."""
+    return {m for (m,) in conn.execute(
+        f"SELECT migration FROM {APPLIED_STEPS} WHERE step = %s", (step,))}
+
+
 def is_applied(conn: psycopg.Connection, migration: str, step: str) -> bool:
     return conn.execute(
         f"SELECT EXISTS (SELECT 1 FROM {APPLIED_STEPS} WHERE migration = %s AND step = %s)",

@@ -1,6 +1,7 @@
 """backfill: every operation's BackfillTask, run over key-range partitions in batches
-(migration_dags.batches does the batching). The step is recorded as applied only once every
-partition is done; a run of some partitions leaves it open. Its down runs every operation's
+(migration_dags.batches does the batching), then, once every partition is done, the indexes
+deferred from schema_change (verbs.deferred_indexes). The step is recorded as applied only once
+every partition is done; a run of some partitions leaves it open. Its down runs every operation's
 unbackfill (in reverse) and resets the partitions' progress; the partition plan itself belongs to
 schema_change.
 """
@@ -17,7 +18,7 @@ from ..reports import StepReport
 from ..settings import terminal_progress_wanted
 from .base import Planning, Step, StepRun
 from .backfill_failure import batch_failure
-from .verbs import backfill_tasks, down_actions
+from .verbs import after_backfill_actions, backfill_tasks, down_actions
 
 # errors a batch's data causes (an expression, a cast, a constraint, a user trigger raising);
 # connection loss and lock timeouts are not among them
@@ -69,6 +70,9 @@ class BackfillStep(Step):
             # the batches committed asynchronously: one synchronous commit flushes them all
             batches.make_durable(run.conn, run.name)
         remaining = [k for k, d, _n in state.ranges_status(run.conn, run.name) if not d]
+        if not remaining:  # idempotent: a resumed run builds what a killed one did not
+            run.run_actions(after_backfill_actions(run.migration.operations, run.op_context()),
+                            report)
         rows = sum(r.rows for r in results)
         report.extra.update({
             "partitions_done": len(status) - len(remaining),
@@ -100,11 +104,13 @@ class BackfillStep(Step):
 
     def plan(self, planning: Planning) -> list[str]:
         batch_size = planning.migration.settings.batch_size
+        ops, ctx = planning.migration.operations, planning.op_context
         return [
             f"-- {t.description}, in key-range batches of {batch_size}\n"
             + t.for_range("<key range>") + ";"
-            for t in backfill_tasks(planning.migration.operations, planning.op_context)
-        ]
+            for t in backfill_tasks(ops, ctx)
+        ] + [f"-- once every key range is done:\n{a.render()}"
+             for a in after_backfill_actions(ops, ctx)]
 
 
 def _with_checkpoint(on_batch):

@@ -4,7 +4,10 @@ the copies and stops capturing.
 
     up       per existing touched table: change capture started (state/capture.py; tables with a
              key), then a copy in migration_dags_backup taken in one REPEATABLE READ snapshot, with
-             its row count and fingerprints, recorded in state
+             its row count and fingerprints, recorded in state. Only what the down cannot rebuild
+             is copied: a table the migration only adds to (ADDITIVE operations: a new column,
+             index or constraint, which the down drops) gets its key and a hash per row, enough
+             for the proof; any other (rewritten or dropped columns, raw_sql) a full copy
     down     refused while a later step is applied; proves each table against its backup under
              live writes (capture.prove): the same schema, rows the application did not write equal
              the backup, rows it wrote hold its writes. Right: the backups and captures are dropped;
@@ -23,7 +26,9 @@ from .. import state
 from ..actions import Action, ActionResult
 from .. import capture
 from ..backup_tables import (
+    ROW_HASH,
     backup_table_name,
+    hashes_only,
     drop_backup,
     restorable_columns,
     restore_table,
@@ -38,6 +43,15 @@ from .base import Planning, Step, StepRun
 from .context import validate
 
 LATER_STEPS = ("cutover", "validation", "backfill", "schema_change")
+# Operations that never write an existing column of an existing row (their downs drop what they
+# added). add_column whose batches fire the table's user triggers is not one: those may.
+ADDITIVE = frozenset({"add_column", "create_index", "add_check", "add_foreign_key"})
+
+
+def only_added_to(migration, table) -> bool:
+    """Whether every operation changing `table` only adds to it: its backup then needs no rows."""
+    return all(op.kind in ADDITIVE and getattr(op, "user_triggers", "skip") != "fire"
+               for op in migration.operations if table in op.tables())
 
 
 class BackupStep(Step):
@@ -58,7 +72,8 @@ class BackupStep(Step):
             if keys:
                 capture_state.install(run.conn, table, backup_table_name(run.name, run.engine.run_id, table),
                                 keys, run.name)
-            rec = take_backup(run.conn, run.name, run.engine.run_id, table)
+            hashes = only_added_to(run.migration, table)
+            rec = take_backup(run.conn, run.name, run.engine.run_id, table, hashes_only=hashes)
             checkpoint(f"backup: copied {table}")  # a kill here leaves an unrecorded copy
             with run.conn.transaction():
                 state.record_backup(run.conn, run.name, run.engine.run_id, rec)
@@ -66,11 +81,14 @@ class BackupStep(Step):
             tables[str(table)] = {
                 "backup_table": str(rec.backup), "row_count": rec.row_count,
                 "data_fingerprint": rec.data_fingerprint,
-                "schema_fingerprint": rec.schema_fingerprint,
+                "schema_fingerprint": rec.schema_fingerprint, "hashes_only": hashes,
                 "duration_s": round(time.monotonic() - started, 3),
             }
+            copied = f"key and {ROW_HASH}" if hashes else "*"
             report.results.append(ActionResult(
-                Action(f"back up {table}", f"CREATE TABLE {rec.backup.sql} AS SELECT * FROM {table.sql}"),
+                Action(f"back up {table}" + (" (key and row hashes: the migration only adds to it)"
+                                             if hashes else ""),
+                       f"CREATE TABLE {rec.backup.sql} AS SELECT {copied} FROM {table.sql}"),
                 True, rec.row_count, time.monotonic() - started, 1, 0.0))
         report.extra["tables"] = tables
         report.recorded = {"tables": tables}
@@ -84,8 +102,8 @@ class BackupStep(Step):
                     f"{run.name}: cannot drop the backup while step {later} is still applied; "
                     f"run migration-dags down {run.name}")
         report = run.report(self.name, "down")
-        announced = {op.table for op in run.migration.operations if op.column_order_note()}
-        proof, mismatches = compare_with_backups(run.conn, run.name, announced)
+        proof, mismatches = compare_with_backups(run.conn, run.name,
+                                                 announced_moves(run.migration.operations))
         report.extra["proof"] = proof
         if mismatches:
             raise RollbackFailedError(
@@ -121,7 +139,9 @@ class BackupStep(Step):
 
     def plan(self, planning: Planning) -> list[str]:
         return [
-            f"-- copy {t} into {state.BACKUP_SCHEMA} (REPEATABLE READ), count rows, fingerprint"
+            (f"-- hash every row of {t} (key and row hash; the migration only adds to it) into "
+             if only_added_to(planning.migration, t) else f"-- copy {t} into ")
+            + f"{state.BACKUP_SCHEMA} (REPEATABLE READ), count rows, fingerprint"
             for t in planning.migration.existing_tables()
         ]
 
@@ -143,6 +163,12 @@ def restore(run: StepRun, discard_application_writes: bool = False) -> StepRepor
     conflicts = {}
     for rec in state.backups(run.conn, run.name):
         started = time.monotonic()
+        if hashes_only(run.conn, rec):  # the migration only added to it: nothing to put back
+            report.results.append(ActionResult(Action(
+                f"nothing to restore in {rec.source}: the migration only added to it (its backup "
+                "holds row hashes for the proof)", "-- nothing to put back"),
+                True, 0, time.monotonic() - started, 1, 0.0))
+            continue
         if discard_application_writes or not capture.captures(run.conn, rec):
             changed = restore_table(run.conn, rec)
         else:
@@ -157,15 +183,26 @@ def restore(run: StepRun, discard_application_writes: bool = False) -> StepRepor
     return report
 
 
+def announced_moves(operations) -> dict:
+    """table -> the columns plan said a down may move to the end of it (column_order_note)."""
+    moves: dict = {}
+    for op in operations:
+        if op.column_order_note():
+            moves.setdefault(op.table, set()).add(op.column)
+    return moves
+
+
 def compare_with_backups(
-    conn: psycopg.Connection, migration: str, order_may_differ: set = frozenset()
+    conn: psycopg.Connection, migration: str, order_may_differ: dict | None = None
 ) -> tuple[dict, list[str]]:
     """Each backed-up table against its backup (capture.prove): the proof's figures, and what the
-    tool lost or altered. A table in `order_may_differ` (plan said so before up) whose only
-    schema difference is its column order is reported as such (differs_in) but is not a mismatch."""
+    tool lost or altered. A table whose only schema difference is that columns in
+    `order_may_differ[table]` (plan said so before up) moved to its end is reported as such
+    (differs_in) but is not a mismatch; any other column order is."""
     proof, mismatches = {}, []
+    moves = order_may_differ or {}
     for rec in state.backups(conn, migration):
-        result = capture.prove(conn, rec, order_may_differ=rec.source in order_may_differ)
+        result = capture.prove(conn, rec, frozenset(moves.get(rec.source, ())))
         proof[str(rec.source)] = result.figures
         if result.problem:
             mismatches.append(f"{rec.source} ({result.problem})")

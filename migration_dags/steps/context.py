@@ -6,6 +6,7 @@ from __future__ import annotations
 import psycopg
 
 from .. import state
+from ..backup_tables import hashes_only
 from ..fingerprint import column_names
 from ..identifiers import TableName
 from ..operations.base import OpContext
@@ -13,7 +14,8 @@ from ..operations.common.user_triggers import read_foreign_keys, require_role_ca
 from ..schema_model import SchemaModel, read_schema
 from ..spec import Migration
 from ..spec.catalog_check import check_expressions
-from ..state.saved_columns import read_saved_columns
+from ..spec.rebuild_check import check_rebuilds
+from ..state.saved_columns import read_dependents, read_saved_columns
 from .verbs import backfill_tasks
 
 # What an offline plan shows where only the live catalog knows the answer.
@@ -42,6 +44,7 @@ def validate(conn: psycopg.Connection, migration: Migration) -> SchemaModel:
         op.apply(model)
         if catalog_known:
             check_expressions(conn, op, model, migration.allow_functions, after_apply=True)
+        check_rebuilds(conn, op, model)  # views, indexes, checks over a new type
         catalog_known = catalog_known and op.kind != "raw_sql"
     tasks = backfill_tasks(migration.operations, offline_op_context(migration))
     require_role_can_skip(conn, migration.name, tasks)
@@ -55,6 +58,8 @@ def live_op_context(conn: psycopg.Connection, migration: Migration) -> OpContext
     backups: dict[TableName, TableName] = {}
     backup_columns: dict[TableName, list[str]] = {}
     for rec in state.backups(conn, migration.name):
+        if hashes_only(conn, rec):  # no rows to restore from: no operation's undo may use it
+            continue
         backups[rec.source] = rec.backup
         if not keys.get(rec.source):  # the table is gone, or lost its key: the backup's
             keys[rec.source] = rec.key_columns
@@ -63,7 +68,9 @@ def live_op_context(conn: psycopg.Connection, migration: Migration) -> OpContext
     # column definitions drop_column saved before dropping them, for its undo
     saved = read_saved_columns(conn, migration.name)
     fks = read_foreign_keys(conn, set(live.tables))
-    return OpContext(migration.name, backups, keys, columns, backup_columns, saved, fks)
+    carried = {c: read_dependents(conn, *c) for op in migration.operations
+               if (c := op.carried_column()) is not None and c[0] in live.tables}
+    return OpContext(migration.name, backups, keys, columns, backup_columns, saved, fks, carried)
 
 
 def offline_op_context(migration: Migration) -> OpContext:

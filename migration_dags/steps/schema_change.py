@@ -1,12 +1,19 @@
 """schema_change (expand): every operation's start, under lock_timeout with retries; then the
-backfill's key-range partitions are planned (they belong to this step: its down forgets them).
+version schema showing the new shape as views, and the triggers counting writes in the old shape
+(expand/); then the backfill's key-range partitions are planned (they belong to this step: its
+down forgets them).
 
-A failing start runs every operation's rollback, in reverse, before raising.
+Before any change, a version schema of another migration over the same tables is dropped when
+that migration is complete, and refuses this one while it is still expanded.
+
+A failing start runs every operation's rollback, in reverse, before raising. The down drops the
+version schema and the counters first (the views read the columns the rollback drops).
 """
 
 from __future__ import annotations
 
-from .. import batches, state
+from .. import batches, expand, state
+from ..expand.version_schema import drop_other_actions, others_in_the_way
 from ..reports import StepReport
 from .base import Planning, Step, StepRun
 from .context import validate
@@ -23,12 +30,17 @@ class SchemaChangeStep(Step):
             # a resumed run would be checked against the schema its own start changed (the
             # column it added "already exists"): its start actions are idempotent instead
             validate(run.conn, run.migration)
+        completed = state.migrations_with_step(run.conn, "cutover")
+        others = others_in_the_way(run.conn, run.migration, completed)  # may refuse: nothing ran
         ctx = run.op_context()
         report = run.report(self.name, "up")
         ops = run.migration.operations
-        run.run_actions(up_actions(self.name, ops, ctx), report,
-                        undo=lambda: down_actions(self.name, ops, ctx))
-        tasks = backfill_tasks(ops, run.op_context())  # the schema as start left it
+        undo = lambda: [*_expansion_down(run), *down_actions(self.name, ops, ctx)]  # noqa: E731
+        run.run_actions(drop_other_actions(others) + up_actions(self.name, ops, ctx), report,
+                        undo=undo)
+        started = run.op_context()  # the schema as start left it
+        run.run_actions(_expansion_up(run, started), report, undo=undo)
+        tasks = backfill_tasks(ops, started)
         partitions = batches.plan_partitions(
             run.conn, run.name, tasks, run.migration.settings.partition_rows)
         report.extra["partitions"] = partitions
@@ -37,7 +49,9 @@ class SchemaChangeStep(Step):
 
     def down(self, run: StepRun) -> StepReport:
         report = run.report(self.name, "down")
-        run.run_actions(down_actions(self.name, run.migration.operations, run.op_context()), report)
+        run.run_actions([*_expansion_down(run),
+                         *down_actions(self.name, run.migration.operations, run.op_context())],
+                        report)
         return report
 
     def forget_unrecorded(self, run: StepRun) -> None:
@@ -48,5 +62,16 @@ class SchemaChangeStep(Step):
         state.forget_ranges(run.conn, run.name)
 
     def plan(self, planning: Planning) -> list[str]:
-        return [a.render() for a in up_actions(self.name, planning.migration.operations,
-                                               planning.op_context)]
+        actions = [*up_actions(self.name, planning.migration.operations, planning.op_context),
+                   *expand.create_actions(planning.migration, planning.op_context),
+                   *expand.count_actions(planning.migration)]
+        return [a.render() for a in actions]
+
+
+def _expansion_up(run: StepRun, ctx) -> list:
+    return [*expand.create_actions(run.migration, ctx), *expand.count_actions(run.migration)]
+
+
+def _expansion_down(run: StepRun) -> list:
+    return [*expand.drop_count_actions(run.migration), *expand.drop_actions(run.migration)]
+

@@ -17,6 +17,7 @@ import psycopg
 from ..reports import CheckOutcome
 from ..errors import MigrationError
 from ..fingerprint import table_exists
+from ..tenants import retarget_suite
 from . import sql_path
 from .files import Expectation, Suite, load_suite
 from .outcomes import outcome
@@ -65,6 +66,8 @@ def make_suite_checks(folder: str | Path | None = None, mode: str | None = None)
         if not names:
             return []
         suites = [load_suite(name, folder) for name in names]  # every file checked before any run
+        # a tenant's copy of the migration validates the tenant's tables (tenants.py)
+        suites = [retarget_suite(s, engine.migration) for s in suites]
         chosen = _mode(mode)
         rng = partition_range(engine, conn, partition) if partition is not None else None
         outcomes: list[CheckOutcome] = []

@@ -49,7 +49,7 @@ def test_kill_9_of_the_cli_mid_backfill_then_up_completes_every_row(
     migration_file(migrations_dir, batch_size=100, partition_rows=2000, pause_ms=5)
     env = {**os.environ, "PYTHONPATH": str(REPO), "DAGSTER_HOME": str(tmp_path)}
     args = ["--database-url", database_url, "--migrations-dir", str(migrations_dir), "up",
-            "fill_label"]
+            "fill_label", "--complete"]
     child = subprocess.Popen(_cli(*args, env=env), env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:

@@ -18,6 +18,7 @@ import pytest
 from batches.items import UP, differences, migration_file, rows_done, seed_items
 from migration_dags import batches as backfill
 from migration_dags.engine import MigrationEngine
+from migration_dags.expand import CompleteOptions
 from migration_dags.spec import load_migration
 
 
@@ -136,6 +137,7 @@ def test_concurrent_inserts_and_updates_are_never_missed(conn, database_url, mig
     # validation ends the migration loud if any row was missed; then every row is checked here
     engine.migration.validation = type(engine.migration.validation)("any", ())
     engine.up("validation")
+    engine.complete_options = CompleteOptions(quiet_seconds=0)  # the writers stopped just now
     engine.up("cutover")
     bad = conn.execute(f"SELECT count(*) FROM items WHERE label IS DISTINCT FROM ({UP})").fetchone()[0]
     assert bad == 0

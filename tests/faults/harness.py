@@ -2,7 +2,8 @@
 resume with `up` or roll back with `down`, and compare pg_dump-level snapshots.
 
     SETUP + MIGRATION   two tables; a column with its sync trigger and NOT VALID check, an index
-                        built CONCURRENTLY, a CHECK constraint: each kind of partial work
+                        built CONCURRENTLY (after the backfill: it is on the filled table), a
+                        CHECK constraint: each kind of partial work
     checkpoints(...)    the labels of every checkpoint a clean run of one step passes
     crash_then(...)     a fresh database, the steps before `step`, `step` dying at checkpoint k,
                         then every step up (or down), and the snapshot that must come out

@@ -47,13 +47,15 @@ def _checkpoint_of(labels: list[str], prefix: str) -> int:
 
 def test_up_killed_after_the_index_build_then_up_ends_applied(database_url, migrations_dir, cli):
     want = expected(database_url, migrations_dir)
+    # the index on the column the backfill fills is built at the end of the backfill step
     before = (len(checkpoints(database_url, migrations_dir, "backup"))
-              + _checkpoint_of(checkpoints(database_url, migrations_dir, "schema_change"),
+              + len(checkpoints(database_url, migrations_dir, "schema_change"))
+              + _checkpoint_of(checkpoints(database_url, migrations_dir, "backfill"),
                                "after create index"))
     reset(database_url)
-    code, err = cli("up", "crashy", crash_at=before)
+    code, err = cli("up", "crashy", "--complete", crash_at=before)
     assert code == faults.EXIT_CODE, err
-    code, err = cli("up", "crashy")
+    code, err = cli("up", "crashy", "--complete")
     assert code == 0, err
     assert_same(want.applied, snapshot(database_url), "after a kill after the index build and up")
     assert_no_leftover_backups(database_url)
@@ -63,7 +65,7 @@ def test_up_killed_after_a_backup_copy_then_down_leaves_no_copy(database_url, mi
     want = expected(database_url, migrations_dir)
     k = _checkpoint_of(checkpoints(database_url, migrations_dir, "backup"), "backup: copied")
     reset(database_url)
-    code, err = cli("up", "crashy", crash_at=k)
+    code, err = cli("up", "crashy", "--complete", crash_at=k)
     assert code == faults.EXIT_CODE, err
     code, err = cli("down", "crashy")
     assert code == 0, err
@@ -81,7 +83,7 @@ def test_sigkill_while_the_concurrent_index_build_waits_then_down_restores(
     with psycopg.connect(database_url) as blocker, psycopg.connect(database_url, autocommit=True) as watch:
         blocker.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         blocker.execute("SELECT count(*) FROM events").fetchone()
-        proc = cli("up", "crashy", wait=False)
+        proc = cli("up", "crashy", "--complete", wait=False)
         try:
             build = _wait_for_index_build(watch, proc)
             os.kill(proc.pid, signal.SIGKILL)

@@ -54,11 +54,12 @@ def test_each_step_killed_at_three_points_then_up_or_down(database_url, migratio
 def test_an_invalid_index_left_by_a_killed_concurrent_build_is_rebuilt_or_dropped(
         database_url, migrations_dir, want, then):
     """A kill during CREATE INDEX CONCURRENTLY, once its catalog entry is committed, leaves the
-    index INVALID (what the server keeps of the build): up rebuilds it, down drops it."""
-    labels = checkpoints(database_url, migrations_dir, "schema_change")
+    index INVALID (what the server keeps of the build): up rebuilds it, down drops it. The index
+    is on the column the backfill fills, so the backfill step builds it after its batches."""
+    labels = checkpoints(database_url, migrations_dir, "backfill")
     k = next(i for i, label in enumerate(labels, start=1)
              if label.startswith("before create index orders_is_paid_idx"))
-    crash(database_url, migrations_dir, "schema_change", k)
+    crash(database_url, migrations_dir, "backfill", k)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE INDEX orders_is_paid_idx ON orders (is_paid, id)")
         conn.execute("UPDATE pg_index SET indisvalid = false "
@@ -109,7 +110,8 @@ def test_plan_after_a_kill_inside_schema_change_shows_the_sql_instead_of_refusin
     k = next(i for i, label in enumerate(labels, start=1) if label.startswith("after add column"))
     eng = crash(database_url, migrations_dir, "schema_change", k)
     plan = eng.plan()  # the column the killed run added "already exists": no refusal
-    assert any("orders_is_paid_idx" in sql for sql in plan["schema_change"])
+    assert any("ADD COLUMN IF NOT EXISTS \"is_paid\"" in sql for sql in plan["schema_change"])
+    assert any("orders_is_paid_idx" in sql for sql in plan["backfill"])  # built after the batches
 
 
 def test_status_shows_the_step_a_run_stopped_inside(database_url, migrations_dir, want):

@@ -71,7 +71,7 @@ def test_the_cli_exits_5_naming_the_step_and_with_retry_on_disconnect_finishes(
     run_sql(url, SHOP)
     engine(url, migrations_dir)  # writes the migration file
     monkeypatch.setattr(cli, "RETRY_WAIT_S", 0.2)
-    argv = ["--database-url", url, "--migrations-dir", str(migrations_dir), "up", "crashy"]
+    argv = ["--database-url", url, "--migrations-dir", str(migrations_dir), "up", "crashy", "--complete"]
 
     def restart(_label: str) -> None:
         server.stop_immediately()

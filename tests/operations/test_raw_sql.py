@@ -168,13 +168,15 @@ def test_views_declared_dropped_by_raw_sql_let_a_column_under_them_change_type(d
     """), VIEWS, after_up=after_up)
 
 
-def test_without_drops_the_views_still_refuse_the_type_change(database_url, migrations_dir):
+def test_without_drops_alter_column_carries_the_views_itself(database_url, migrations_dir):
+    """No raw_sql needed any more (tests/operations/test_dependent_views.py): plan says which
+    views the cutover re-creates."""
     run_sql(database_url, VIEWS)
-    engine = engine_for(database_url, migrations_dir, migration("widen_refused", """
+    engine = engine_for(database_url, migrations_dir, migration("widen_carried", """
         - alter_column: {table: prices, column: amount, type: "numeric(6,2)", up: "amount", down: "amount"}
     """))
-    raised = assert_unchanged_by(database_url, lambda: engine.up("backup"), SchemaValidationError)
-    assert "public.cheap" in str(raised) and "public.totals" in str(raised)
+    notes = "\n".join(engine.plan()["notes"])
+    assert "view public.cheap, view public.labelled, materialized view public.totals" in notes
 
 
 def test_a_column_under_two_views_and_a_materialized_view_is_renamed(database_url, migrations_dir):
@@ -214,3 +216,44 @@ def test_a_column_under_views_declared_dropped_is_dropped(database_url, migratio
             up: "{without}"
             down: "{DROP}"
     """), VIEWS, after_up=after_up)
+
+
+DECLARED = """
+    - raw_sql:
+        up: "CREATE TABLE IF NOT EXISTS audit (id bigint PRIMARY KEY, note text NOT NULL);
+             ALTER TABLE prices ADD COLUMN IF NOT EXISTS cents int"
+        down: "DROP TABLE IF EXISTS audit; ALTER TABLE prices DROP COLUMN IF EXISTS cents"
+        creates: [audit]
+        alters: [prices]
+    - add_column: {table: audit, column: {name: at, type: timestamptz}}
+    - create_index: {name: prices_cents_idx, table: prices, columns: [cents]}
+    - backfill: {table: prices, set: {cents: "(amount * 100)::int"}}
+"""
+
+
+def test_what_a_raw_sql_declares_it_creates_and_alters_is_planned_against(database_url, migrations_dir):
+    """Later operations use the table and the column up's own statements make (read with
+    PostgreSQL's parser, not run), from plan on."""
+    def after_up(conn):
+        assert conn.execute("SELECT cents FROM prices WHERE id = 1").fetchone() == (125,)
+        assert conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'audit'::regclass "
+                            "AND attname = 'at'").fetchone() == (1,)
+
+    run_lifecycle(database_url, migrations_dir, migration("declared", DECLARED), VIEWS,
+                  after_up=after_up)
+
+
+def test_without_the_declarations_later_operations_are_refused(database_url, migrations_dir):
+    run_sql(database_url, VIEWS)
+    text = DECLARED.replace("        creates: [audit]\n", "").replace("        alters: [prices]\n", "")
+    engine = engine_for(database_url, migrations_dir, migration("undeclared", text))
+    assert_unchanged_by(database_url, lambda: engine.up("backup"), TableDoesNotExistError)
+
+
+def test_a_declaration_up_does_not_make_is_refused(database_url, migrations_dir):
+    run_sql(database_url, VIEWS)
+    engine = engine_for(database_url, migrations_dir, migration("overdeclared", """
+        - raw_sql: {up: "SELECT 1", down: "SELECT 1", alters: [prices]}
+    """))
+    error = assert_unchanged_by(database_url, lambda: engine.up("backup"), SchemaValidationError)
+    assert "operations[0].raw_sql.alters: up has no statement altering public.prices" in str(error)

@@ -73,7 +73,7 @@ def test_add_column_with_up_under_writes(database_url, migrations_dir):
 
 def test_alter_column_under_writes(database_url, migrations_dir):
     def after_up(conn):
-        assert _count(conn, "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+        assert _count(conn, "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = "
                             "'users' AND column_name = 'price' AND data_type = 'numeric'") == 1
 
     run_under_writes(database_url, migrations_dir, f"""
@@ -111,7 +111,7 @@ def test_backfill_of_an_existing_column_under_writes(database_url, migrations_di
 
 def test_drop_column_under_writes(database_url, migrations_dir):
     def after_up(conn):
-        assert _count(conn, "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+        assert _count(conn, "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = "
                             "'users' AND column_name = 'legacy'") == 0
 
     run_under_writes(database_url, migrations_dir, f"""
@@ -125,7 +125,7 @@ def test_drop_column_under_writes(database_url, migrations_dir):
 
 def test_rename_column_under_writes(database_url, migrations_dir):
     def after_up(conn):
-        assert _count(conn, "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+        assert _count(conn, "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = "
                             "'users' AND column_name = 'full_name'") == 1
 
     run_under_writes(database_url, migrations_dir, f"""

@@ -19,7 +19,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 def test_the_rollback_job_restores_the_pre_migration_state(migrations_dir, items_url, instance):
     write_migration(migrations_dir, ADD_FLAG)
     before = snapshot(items_url)
-    assert launch.run_up("add_flag", migrations_dir=migrations_dir, database_url=items_url).exit_code == 0
+    assert launch.run_up("add_flag", complete=True, migrations_dir=migrations_dir, database_url=items_url).exit_code == 0
     assert snapshot(items_url) != before
     defs = build_definitions(migrations_dir, MigrationDatabase(database_url=items_url))
 

@@ -19,11 +19,12 @@ STEPS = ["backup", "schema_change", "backfill", "validation", "cutover"]
 
 def _runs(instance, **tags):
     records = instance.get_run_records(dg.RunsFilter(tags=tags))
-    return sorted((r.dagster_run for r in records), key=lambda run: STEPS.index(run.tags["step"])
-                  if run.tags["step"] in STEPS else len(STEPS))
+    first = lambda run: run.tags["step"].split(",")[0]  # noqa: E731
+    return sorted((r.dagster_run for r in records),
+                  key=lambda run: STEPS.index(first(run)) if first(run) in STEPS else len(STEPS))
 
 
-def test_run_up_records_one_tagged_run_per_step(migrations_dir, items_url, instance, monkeypatch):
+def test_run_up_records_one_tagged_run_of_every_step(migrations_dir, items_url, instance, monkeypatch):
     subprocess.run(["git", "init", "-q", str(migrations_dir)], check=True)
     write_migration(migrations_dir, ADD_FLAG)
     git = ["git", "-C", str(migrations_dir), "-c", "user.name=t", "-c", "user.email=t@example.com"]
@@ -33,13 +34,15 @@ def test_run_up_records_one_tagged_run_per_step(migrations_dir, items_url, insta
     monkeypatch.setenv("GITHUB_ACTOR", "octocat")
     lines = []
 
-    result = launch.run_up("add_flag", migrations_dir=migrations_dir, database_url=items_url,
+    result = launch.run_up("add_flag", complete=True, migrations_dir=migrations_dir, database_url=items_url,
                            progress=lines.append)
 
     assert result.outcome == launch.UpOutcome.APPLIED and result.exit_code == 0
     runs = _runs(instance, migration="add_flag")
-    assert [r.tags["step"] for r in runs] == STEPS
-    assert [r.run_id for r in runs] == [r.run_id for r in result.runs]
+    # the group is unpartitioned: the backfill runs the key ranges schema_change planned, in one run
+    assert [r.tags["step"] for r in runs] == [",".join(STEPS)]
+    assert [r.step for r in result.runs] == STEPS
+    assert [r.run_id for r in result.runs] == [runs[0].run_id] * 5
     for run in runs:
         assert run.is_success
         assert run.tags["direction"] == "up"
@@ -50,7 +53,7 @@ def test_run_up_records_one_tagged_run_per_step(migrations_dir, items_url, insta
     assert set(instance.get_materialized_partitions(dg.AssetKey(["add_flag", "backfill_ranges"]))) == set(keys)
     # the engine records the Dagster run that applied each step
     status = MigrationEngine(MigrationSet.load(migrations_dir).get("add_flag"), items_url).status().as_dict()
-    assert [status["steps"][s]["run_id"] for s in STEPS] == [r.run_id for r in runs]
+    assert [status["steps"][s]["run_id"] for s in STEPS] == [r.run_id for r in result.runs]
     assert any(line.startswith("add_flag: backfill up: done") for line in lines)
 
 
@@ -58,7 +61,7 @@ def test_an_explicit_actor_wins(migrations_dir, items_url, instance, monkeypatch
     monkeypatch.setenv("GITHUB_ACTOR", "octocat")
     write_migration(migrations_dir, ADD_VIEW)
 
-    result = launch.run_up("add_view", migrations_dir=migrations_dir, database_url=items_url,
+    result = launch.run_up("add_view", complete=True, migrations_dir=migrations_dir, database_url=items_url,
                            actor="release-bot")
 
     assert result.exit_code == 0
@@ -70,7 +73,7 @@ def test_a_migration_with_nothing_to_backfill_runs_on_one_placeholder_partition(
 ):
     write_migration(migrations_dir, ADD_VIEW)
 
-    assert launch.run_up("add_view", migrations_dir=migrations_dir, database_url=items_url).exit_code == 0
+    assert launch.run_up("add_view", complete=True, migrations_dir=migrations_dir, database_url=items_url).exit_code == 0
 
     assert instance.get_dynamic_partitions("add_view__backfill") == ["nothing-to-backfill"]
     status = MigrationEngine(MigrationSet.load(migrations_dir).get("add_view"), items_url).status().as_dict()
@@ -81,25 +84,28 @@ def test_a_failed_validation_is_rolled_back(migrations_dir, items_url, instance)
     write_migration(migrations_dir, CLOCK_STAMP)
     before = snapshot(items_url)
 
-    result = launch.run_up("clock_stamp", migrations_dir=migrations_dir, database_url=items_url)
+    result = launch.run_up("clock_stamp", complete=True, migrations_dir=migrations_dir, database_url=items_url)
 
     assert result.outcome == launch.UpOutcome.VALIDATION_FAILED_ROLLED_BACK
     assert result.exit_code == 3
     assert "items.stamped.equals_up" in result.message and "rolled back" in result.message
     assert snapshot(items_url) == before and backup_tables(items_url) == []
-    [validation_run] = _runs(instance, migration="clock_stamp", step="validation")
+    # validation's blocking checks failed inside the backfill's run, which then skipped cutover
+    [validation_run] = _runs(instance, migration="clock_stamp", step="backfill,validation,cutover")
     assert validation_run.status == dg.DagsterRunStatus.FAILURE
     [rollback] = _runs(instance, migration="clock_stamp", direction="down")
     assert rollback.job_name == "clock_stamp__rollback" and rollback.is_success
     assert rollback.tags["reason"] == "validation_failed"
     assert rollback.tags["triggered_by_run"] == validation_run.run_id
-    assert _runs(instance, migration="clock_stamp", step="cutover") == []
+    materialized = {r.event_log_entry.dagster_event.asset_key.path[-1] for r in instance.get_records_for_run(
+        validation_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records}
+    assert "cutover" not in materialized
 
 
 def test_a_failed_rollback_after_a_failed_validation_is_exit_4(migrations_dir, items_url, instance):
     write_migration(migrations_dir, CLOCK_STAMP_BAD_DOWN)
 
-    result = launch.run_up("clock_stamp_bad_down", migrations_dir=migrations_dir, database_url=items_url)
+    result = launch.run_up("clock_stamp_bad_down", complete=True, migrations_dir=migrations_dir, database_url=items_url)
 
     assert result.outcome == launch.UpOutcome.VALIDATION_FAILED_ROLLBACK_FAILED
     assert result.exit_code == 4
@@ -126,3 +132,11 @@ def test_rollbacks_for_asks_one_rollback_per_migration_with_a_failed_error_check
     ]
     assert requests[0].tags == {"reason": "validation_failed", "failed_checks": "parity,row_counts",
                                 "triggered_by_run": "r1"}
+
+
+def test_up_runs_the_steps_before_the_backfill_in_one_run_and_the_rest_in_another():
+    assert launch.run_groups(STEPS) == [["backup", "schema_change"],
+                                        ["backfill", "validation", "cutover"]]
+    assert launch.run_groups(STEPS[2:]) == [["backfill", "validation", "cutover"]]
+    assert launch.run_groups(STEPS[3:]) == [["validation", "cutover"]]
+    assert launch.run_groups(["schema_change"]) == [["schema_change"]]

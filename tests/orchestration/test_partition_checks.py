@@ -123,7 +123,7 @@ def test_the_cli_rolls_back_a_failed_partition_check_and_exits_3(
     _suite(tmp_path, monkeypatch, "note")
     write_migration(migrations_dir, ADD_NOTE)
     before = snapshot(items_url)
-    code = cli.main(["--database-url", items_url, "--migrations-dir", str(migrations_dir), "up", "add_note"])
+    code = cli.main(["--database-url", items_url, "--migrations-dir", str(migrations_dir), "up", "add_note", "--complete"])
     err = capsys.readouterr().err
     assert code == 3, err
     assert "suites_partition" in err

@@ -175,7 +175,7 @@ def test_the_cli_rolls_back_itself_and_the_sensor_leaves_it(
     cursor = tick(sensor, defs, instance, None).cursor
     before = snapshot(items_url)
 
-    code = cli.main(["up", "add_score", "--migrations-dir", str(migrations_dir),
+    code = cli.main(["up", "add_score", "--complete", "--migrations-dir", str(migrations_dir),
                      "--database-url", items_url, "--actor", "alice"])
 
     assert code == 3
@@ -201,9 +201,9 @@ def test_the_sensor_rolls_back_a_cli_run_stopped_before_its_rollback(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(launch.Launcher, "down", interrupted)
-    code = cli.main(["up", "add_score", "--migrations-dir", str(migrations_dir), "--database-url", items_url])
+    code = cli.main(["up", "add_score", "--complete", "--migrations-dir", str(migrations_dir), "--database-url", items_url])
     assert code == 130
-    [failed] = instance.get_run_records(dg.RunsFilter(tags={"step": "validation"}))
+    [failed] = instance.get_run_records(dg.RunsFilter(tags={"step": "backfill,validation,cutover"}))
 
     waiting = tick(patient, defs, instance, cursor)
     assert waiting.run_requests == []

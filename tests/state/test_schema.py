@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from migration_dags import state
 from migration_dags.state import BACKUP_SCHEMA, STATE_SCHEMA
+from migration_dags.state.saved_views import SAVED_VIEWS_DDL
+from migration_dags.state.inserted_rows import INSERTED_ROWS_DDL
 from migration_dags.state.schema import SAVED_COLUMNS_DDL, STATE_TABLES
 
 
@@ -23,9 +25,13 @@ def test_state_tables_are_created_once(conn):
     state.ensure_state_tables(conn)
     assert state.state_exists(conn)
     assert schemas(conn) == {STATE_SCHEMA, BACKUP_SCHEMA}
-    # saved_columns: made by drop_column only; migration_files: when a step is first applied
-    assert tables(conn) == set(STATE_TABLES) - {"saved_columns", "migration_files"}
+    # saved_columns: made by drop_column and alter_column; saved_views: by alter_column's
+    # cutover; inserted_rows: by insert_rows only; migration_files: when a step is first applied
+    assert tables(conn) == set(STATE_TABLES) - {"saved_columns", "migration_files", "saved_views",
+                                                "inserted_rows"}
     conn.execute(SAVED_COLUMNS_DDL)
+    conn.execute(SAVED_VIEWS_DDL)
+    conn.execute(INSERTED_ROWS_DDL)
     state.record_file(conn, "m", "0" * 64, "name: m\n")
     assert tables(conn) == set(STATE_TABLES)
     assert state.recorded_file(conn, "m") == ("0" * 64, "name: m\n")

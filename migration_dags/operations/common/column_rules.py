@@ -1,5 +1,5 @@
 """What alter_column and drop_column both refuse about the column they rewrite or drop: views
-that depend on it, a table without a key (their undo matches rows to the backup by key), a key
+that depend on it (drop_column only: alter_column carries them over), a table without a key (their undo matches rows to the backup by key), a key
 column, and a default drawn from a sequence. Each operation words the remedy for its own case."""
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ class Remedies:
 
 
 def refuse_unsafe_column(
-    where: str, name: TableName, table: TableModel, column: ColumnModel, remedies: Remedies
+    where: str, name: TableName, table: TableModel, column: ColumnModel, remedies: Remedies,
+    views_carried: bool = False,
 ) -> None:
+    """views_carried: the operation carries the views over itself (alter_column)."""
     col = column.name
     views = table.dependent_views.get(col)
-    if views:
+    if views and not views_carried:
         raise SchemaValidationError(
             where, f"column {col!r} of {name} is used by view(s) {', '.join(sorted(views))}; "
             f"{remedies.views}")
