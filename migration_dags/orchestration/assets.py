@@ -142,7 +142,8 @@ def build_migration_assets(migration: Migration) -> list[dg.AssetsDefinition]:
         started = time.monotonic()
         eng = engine(context, migration_database)
         keys = keys_not_done(context, eng)
-        reports = run_key_ranges(context, eng, keys, ranges_key, record_each=True)
+        reports = run_key_ranges(context, eng, keys, ranges_key, record_each=True,
+                                 backfill_key=key["backfill"])
         if not reports:  # every range done already: the engine records or skips the step
             reports = [eng.up("backfill")]
         progress = eng.status().backfill

@@ -174,20 +174,26 @@ class _RunEvents:
         self.instance, self.run_id = instance, run_id
         self._cache: dict[dg.DagsterEventType, list] = {}
 
-    def _of(self, event_type: dg.DagsterEventType) -> list:
+    def _records(self, event_type: dg.DagsterEventType) -> list:
         if event_type not in self._cache:
-            records = self.instance.get_records_for_run(self.run_id, of_type=event_type).records
-            self._cache[event_type] = [r.event_log_entry.dagster_event for r in records]
+            self._cache[event_type] = list(
+                self.instance.get_records_for_run(self.run_id, of_type=event_type).records)
         return self._cache[event_type]
 
+    def _of(self, event_type: dg.DagsterEventType) -> list:
+        return [r.event_log_entry.dagster_event for r in self._records(event_type)]
+
     def _asset_events(self) -> list[tuple[dg.AssetKey, str | None, dict[str, Any]]]:
+        """Materializations and observations in the order they happened (a rollback records a
+        materialization per step it undid, an observation per step with nothing to undo)."""
+        records = sorted(self._records(dg.DagsterEventType.ASSET_MATERIALIZATION)
+                         + self._records(dg.DagsterEventType.ASSET_OBSERVATION),
+                         key=lambda r: r.storage_id)
         found = []
-        for event in self._of(dg.DagsterEventType.ASSET_MATERIALIZATION):
-            m = event.event_specific_data.materialization
-            found.append((m.asset_key, m.partition, _values(m.metadata)))
-        for event in self._of(dg.DagsterEventType.ASSET_OBSERVATION):
-            o = event.event_specific_data.asset_observation
-            found.append((o.asset_key, o.partition, _values(o.metadata)))
+        for record in records:
+            data = record.event_log_entry.dagster_event.event_specific_data
+            event = getattr(data, "materialization", None) or data.asset_observation
+            found.append((event.asset_key, event.partition, _values(event.metadata)))
         return found
 
     def migrations(self) -> list[str]:

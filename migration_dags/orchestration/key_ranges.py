@@ -36,10 +36,11 @@ def keys_not_done(context: dg.AssetExecutionContext, engine: MigrationEngine) ->
 
 def run_key_ranges(
     context: dg.AssetExecutionContext, engine: MigrationEngine, keys: list[str],
-    ranges_key: dg.AssetKey, record_each: bool,
+    ranges_key: dg.AssetKey, record_each: bool, backfill_key: dg.AssetKey | None = None,
 ) -> list[StepReport]:
     """engine.up("backfill", range) for each key in order; with `record_each`, a materialization
-    of `ranges_key` per range as it finishes."""
+    of `ranges_key` per range as it finishes. A failure is observed on `backfill_key` (the
+    run's own asset) when given, else on the failing range of `ranges_key`."""
     reports: list[StepReport] = []
     started = time.monotonic()
     try:
@@ -56,8 +57,10 @@ def run_key_ranges(
         # the run fails, but the rows its batches committed are counted truthfully
         committed = sum(r.rows for r in reports) + exc.committed_rows
         context.log_event(dg.AssetObservation(
-            asset_key=ranges_key, partition=keys[len(reports)],
+            asset_key=backfill_key or ranges_key,
+            partition=None if backfill_key else keys[len(reports)],
             metadata={"direction": "up", "rows_affected": committed, "error": exc.one_line(),
+                      "key_range": keys[len(reports)],
                       "duration_s": round(time.monotonic() - started, 3)}))
         raise
     return reports
