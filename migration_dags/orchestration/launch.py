@@ -2,11 +2,11 @@
 the run history next to the runs launched from the UI.
 
 `run_up` runs the steps not applied yet (backup, schema_change, backfill, validation, and with
---complete cutover) as one in-process run: the group's assets are unpartitioned, and `backfill`
-runs every key range not done yet (planned by schema_change in the same run; each recorded as a
-partition of the key-range asset). The run is tagged migration/step/direction/actor/code_version,
-its `step` tag naming its steps (`backup,schema_change,...`); a failed step is retried by the next
-`up`, which starts at it.
+--complete cutover) as two in-process runs (run_groups): the steps before the backfill, then the
+backfill with the steps after it; `backfill` runs every key range not done yet (each recorded as a
+partition of the key-range asset). Each run is tagged migration/step/direction/actor/
+code_version, its `step` tag naming its steps (`backup,schema_change`); a failed step is retried
+by the next `up`, which starts at it.
 
 A failed validation is not an error to raise: `run_up` asks rollback_policy what to do, runs the
 rollback job, and returns VALIDATION_FAILED_ROLLED_BACK (exit 3) or, if the rollback itself
@@ -308,12 +308,15 @@ class Launcher:
 
 
 def run_groups(todo: list[str]) -> list[list[str]]:
-    """The steps `up` still has to run, as few runs as Dagster allows: each run costs ~0.3-0.5 s
-    of Dagster's own (run record, snapshots, a dozen events), which was most of a small
-    migration's `up`. The group's assets are unpartitioned (the backfill runs every key range
-    schema_change planned, in the same run), so that is one run; in it validation's blocking
-    checks stop cutover, as in a UI run of the whole graph."""
-    return [todo] if todo else []
+    """The steps `up` still has to run, as few runs as the run history stays readable in: each run
+    costs ~0.3-0.5 s of Dagster's own (run record, snapshots, a dozen events), which was most of a
+    small migration's `up`. The steps before the backfill are one run and the backfill with the
+    steps after it another (the backfill runs the key ranges schema_change planned); in that run
+    validation's blocking checks stop cutover, as in a UI run of the whole graph."""
+    if "backfill" not in todo:
+        return [todo] if todo else []
+    cut = todo.index("backfill")
+    return [group for group in (todo[:cut], todo[cut:]) if group]
 
 
 def quiet_console(verbose: bool) -> None:

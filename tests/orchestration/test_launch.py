@@ -24,7 +24,7 @@ def _runs(instance, **tags):
                   key=lambda run: STEPS.index(first(run)) if first(run) in STEPS else len(STEPS))
 
 
-def test_run_up_records_one_tagged_run_of_every_step(migrations_dir, items_url, instance, monkeypatch):
+def test_run_up_records_two_tagged_runs_before_and_from_the_backfill(migrations_dir, items_url, instance, monkeypatch):
     subprocess.run(["git", "init", "-q", str(migrations_dir)], check=True)
     write_migration(migrations_dir, ADD_FLAG)
     git = ["git", "-C", str(migrations_dir), "-c", "user.name=t", "-c", "user.email=t@example.com"]
@@ -39,10 +39,9 @@ def test_run_up_records_one_tagged_run_of_every_step(migrations_dir, items_url, 
 
     assert result.outcome == launch.UpOutcome.APPLIED and result.exit_code == 0
     runs = _runs(instance, migration="add_flag")
-    # the group is unpartitioned: the backfill runs the key ranges schema_change planned, in one run
-    assert [r.tags["step"] for r in runs] == [",".join(STEPS)]
+    assert [r.tags["step"] for r in runs] == ["backup,schema_change", "backfill,validation,cutover"]
     assert [r.step for r in result.runs] == STEPS
-    assert [r.run_id for r in result.runs] == [runs[0].run_id] * 5
+    assert [r.run_id for r in result.runs] == [runs[0].run_id] * 2 + [runs[1].run_id] * 3
     for run in runs:
         assert run.is_success
         assert run.tags["direction"] == "up"
