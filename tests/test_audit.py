@@ -117,12 +117,12 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
 
     assert code == 0
     entries = json.loads(out)
-    # two runs for up: the steps before the backfill, then the backfill's with the steps after it
+    # one run for up (launch.run_groups), the rollback's, then the UI's
     assert [(e["step"], e["direction"], e["status"]) for e in entries] == [
-        ("backup,schema_change", "up", "SUCCESS"), ("backfill,validation,cutover", "up", "FAILURE"),
+        ("backup,schema_change,backfill,validation,cutover", "up", "FAILURE"),
         ("all", "down", "SUCCESS"), ("backup", "up", "SUCCESS"),
     ]
-    cli_runs, ui_run = entries[:3], entries[3]
+    cli_runs, ui_run = entries[:2], entries[2]
     assert {e["migration"] for e in entries} == {"add_score"}
     assert {(e["actor"], e["source"], e["code_version"]) for e in cli_runs} == {("alice", "cli", commit)}
     assert (ui_run["actor"], ui_run["source"], ui_run["job"]) == (None, "ui", "__ASSET_JOB")
@@ -131,14 +131,13 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     created = [e["created_at"] for e in entries]
     assert created == sorted(created)
     assert all(e["started_at"] <= e["ended_at"] for e in entries)
-    before_backfill, validation, rollback = cli_runs
-    assert [s["step"] for s in before_backfill["steps"]] == ["backup", "schema_change"]
-    assert "ADD COLUMN" in before_backfill["steps"][1]["sql"]
+    validation, rollback = cli_runs
     # cutover did not run: validation's blocking check stopped it inside the run
-    assert [s["step"] for s in validation["steps"]] == ["backfill", "validation"]
-    backfill = validation["steps"][0]
+    steps = {s["step"]: s for s in validation["steps"]}
+    assert list(steps) == ["backup", "schema_change", "backfill", "validation"]
+    assert "ADD COLUMN" in steps["schema_change"]["sql"]
     # 196 of 200 rows: the 4 whose up expression is NULL already hold it
-    assert backfill["steps"][0]["rows_affected"] == 196 and "UPDATE" in backfill["steps"][0]["sql"]
+    assert steps["backfill"]["rows_affected"] == 196 and "UPDATE" in steps["backfill"]["sql"]
     [parity] = [c for c in validation["checks"] if not c["passed"] and c["check"] != "applied"]
     assert parity["check"] == "parity" and parity["asset"] == "add_score/validation"
     assert parity["failed"] == [{"name": "items.score.not_null", "description": "no NULL in score",
@@ -163,7 +162,7 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     assert json.loads(_audit(capsys, "--since", "2999-01-01", "--json")[1]) == []
     since = validation["created_at"]
     assert [e["run_id"] for e in json.loads(_audit(capsys, "--since", since, "--json")[1])] == [
-        e["run_id"] for e in entries[1:]]
+        e["run_id"] for e in entries]
 
 
 def test_a_bad_since_is_exit_2(capsys, sqlite_home):

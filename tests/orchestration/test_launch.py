@@ -90,8 +90,8 @@ def test_a_failed_validation_is_rolled_back(migrations_dir, items_url, instance)
     assert result.exit_code == 3
     assert "items.stamped.equals_up" in result.message and "rolled back" in result.message
     assert snapshot(items_url) == before and backup_tables(items_url) == []
-    # validation's blocking checks failed inside the backfill's run, which then skipped cutover
-    [validation_run] = _runs(instance, migration="clock_stamp", step="backfill,validation,cutover")
+    # validation's blocking checks failed inside up's one run, which then skipped cutover
+    [validation_run] = _runs(instance, migration="clock_stamp", step=",".join(STEPS))
     assert validation_run.status == dg.DagsterRunStatus.FAILURE
     [rollback] = _runs(instance, migration="clock_stamp", direction="down")
     assert rollback.job_name == "clock_stamp__rollback" and rollback.is_success
@@ -134,9 +134,9 @@ def test_rollbacks_for_asks_one_rollback_per_migration_with_a_failed_error_check
                                 "triggered_by_run": "r1"}
 
 
-def test_up_runs_the_steps_before_the_backfill_in_one_run_and_the_rest_in_another():
-    assert launch.run_groups(STEPS) == [["backup", "schema_change"],
-                                        ["backfill", "validation", "cutover"]]
-    assert launch.run_groups(STEPS[2:]) == [["backfill", "validation", "cutover"]]
-    assert launch.run_groups(STEPS[3:]) == [["validation", "cutover"]]
+def test_up_runs_every_step_left_in_one_run():
+    """The group is unpartitioned (the backfill runs every key range in the same run)."""
+    assert launch.run_groups(STEPS) == [STEPS]
+    assert launch.run_groups(STEPS[2:]) == [STEPS[2:]]
     assert launch.run_groups(["schema_change"]) == [["schema_change"]]
+    assert launch.run_groups([]) == []

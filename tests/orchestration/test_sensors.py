@@ -203,7 +203,8 @@ def test_the_sensor_rolls_back_a_cli_run_stopped_before_its_rollback(
     monkeypatch.setattr(launch.Launcher, "down", interrupted)
     code = cli.main(["up", "add_score", "--complete", "--migrations-dir", str(migrations_dir), "--database-url", items_url])
     assert code == 130
-    [failed] = instance.get_run_records(dg.RunsFilter(tags={"step": "backfill,validation,cutover"}))
+    every_step = "backup,schema_change,backfill,validation,cutover"
+    [failed] = instance.get_run_records(dg.RunsFilter(tags={"step": every_step}))
 
     waiting = tick(patient, defs, instance, cursor)
     assert waiting.run_requests == []
