@@ -136,23 +136,22 @@ def create_actions(migration: "Migration", ctx: "OpContext") -> list[Action]:
             f"updatable views (a new release sets search_path = {schema}, {base})",
             ";\n".join(statements),
             # ours to drop and make anew only: a user's schema of that name stops the step
-            only_if=_ours_or_absent_sql(schema, migration.name, base),
+            only_if=_is_ours_sql(schema, migration.name, base, if_absent=True),
         ))
     return actions
 
 
-def _ours_or_absent_sql(schema: str, migration: str, base: str) -> str:
+def _is_ours_sql(schema: str, migration: str, base: str, if_absent: bool) -> str:
+    """Whether `schema` carries this migration's mark; `if_absent` when there is no such schema."""
     return (f"SELECT coalesce((SELECT obj_description(oid, 'pg_namespace') = {literal(_mark(migration, base))} "
-            f"FROM pg_namespace WHERE nspname = {literal(schema)}), true)")
+            f"FROM pg_namespace WHERE nspname = {literal(schema)}), {str(if_absent).lower()})")
 
 
 def drop_actions(migration: "Migration") -> list[Action]:
     return [
         Action(f"drop version schema {schema}",
                f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE",
-               only_if=(f"SELECT coalesce((SELECT obj_description(oid, 'pg_namespace') = "
-                        f"{literal(_mark(migration.name, base))} FROM pg_namespace WHERE nspname = "
-                        f"{literal(schema)}), false)"))
+               only_if=_is_ours_sql(schema, migration.name, base, if_absent=False))
         for base in _tables_by_schema(migration)
         for schema in [version_schema_name(base, migration.name)]
     ]
