@@ -3,8 +3,9 @@
 A backup is taken in one REPEATABLE READ transaction, so the copy, its row count and its
 fingerprint describe the same snapshot of the source.  It is a full copy, or, for a table the
 migration only adds to (steps/backup.py says which), its key and one 64-bit hash per row
-(ROW_HASH, the data fingerprint's own row hash): enough for the proof to compare every row the
-application did not write; there is nothing to put back.  A restore puts rows back by key:
+(RECORD_HASH, the data fingerprint's own row hash; ROW_HASH in backups taken before v2
+fingerprints): enough for the proof to compare every row the application did not write; there
+is nothing to put back.  A restore puts rows back by key:
 deletes rows the backup does not have, updates rows that differ, inserts rows that are missing;
 it never touches a row that already equals its backup, and it runs in one transaction.
 """
@@ -15,7 +16,8 @@ import psycopg
 
 from .db.tool_writes import MARK_TOOL_WRITE
 from .fingerprint import (
-    column_names, data_fingerprint, hashed_fingerprint, row_hash_sql, schema_fingerprint,
+    column_names, column_types, data_fingerprint, hashed_fingerprint, schema_fingerprint,
+    typed_row_hash_sql,
 )
 from .identifiers import TableName, literal, quote, short_name
 from .schema_model import primary_key_columns
@@ -28,7 +30,9 @@ def backup_table_name(migration: str, run_id: str | None, source: TableName) -> 
     return TableName(BACKUP_SCHEMA, short_name(migration, run, source.schema, source.name))
 
 
-# The one column of a hashes-only backup besides the key.
+# The one column of a hashes-only backup besides the key: v2 row hashes (fingerprint.py), or,
+# in a backup taken by a version before them, the hash of the row's text.
+RECORD_HASH = "mdg__record_hash"
 ROW_HASH = "mdg__row_hash"
 
 
@@ -44,9 +48,9 @@ def take_backup(
         if hashes_only:
             key_list = "".join(f"t.{quote(k)}, " for k in keys)
             conn.execute(f"CREATE TABLE {target.sql} AS SELECT {key_list}"
-                         f"{row_hash_sql(column_names(conn, source))} AS {quote(ROW_HASH)} "
+                         f"{typed_row_hash_sql(column_types(conn, source))} AS {quote(RECORD_HASH)} "
                          f"FROM {source.sql} AS t")
-            count, fingerprint = hashed_fingerprint(conn, target)
+            count, fingerprint = hashed_fingerprint(conn, target, RECORD_HASH)
         else:
             conn.execute(f"CREATE TABLE {target.sql} AS SELECT * FROM {source.sql}")
             count, fingerprint = data_fingerprint(conn, target, column_names(conn, source))
@@ -60,11 +64,18 @@ def take_backup(
     return BackupRecord(source, target, count, fingerprint, schema_fp, keys)
 
 
+def hash_column(conn: psycopg.Connection, record: BackupRecord) -> str | None:
+    """RECORD_HASH or ROW_HASH when the backup holds row hashes, not rows; else None."""
+    row = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+        "AND attname IN (%s, %s) AND NOT attisdropped",
+        (record.backup.sql, RECORD_HASH, ROW_HASH)).fetchone()
+    return row[0] if row else None
+
+
 def hashes_only(conn: psycopg.Connection, record: BackupRecord) -> bool:
     """Whether the backup holds row hashes, not rows."""
-    return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-        "AND attname = %s AND NOT attisdropped)", (record.backup.sql, ROW_HASH)).fetchone()[0]
+    return hash_column(conn, record) is not None
 
 
 def drop_backup(conn: psycopg.Connection, record: BackupRecord) -> None:

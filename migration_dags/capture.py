@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from .backup_tables import ROW_HASH, hashes_only
+from .backup_tables import RECORD_HASH, hash_column
 from .db import MARK_TOOL_WRITE
 from .fingerprint import (
-    column_names, compare_schema, data_fingerprint, hashed_fingerprint, schema_fingerprint,
-    table_exists,
+    column_names, compare_schema, data_fingerprint, hashed_fingerprint, is_legacy,
+    schema_fingerprint, table_exists,
 )
 from .identifiers import literal, quote
 from .state import BackupRecord
@@ -66,7 +66,8 @@ def prove(conn: psycopg.Connection, rec: BackupRecord,
         return Proof({"exists": False}, "missing")
     if not captures(conn, rec):  # no key: only the exact comparison is possible
         difference, noted = _schema_difference(conn, rec, order_may_differ)
-        count, data_now = data_fingerprint(conn, rec.source)
+        count, data_now = data_fingerprint(conn, rec.source,
+                                           legacy=is_legacy(rec.data_fingerprint))
         figures = {"schema_equal": difference is None and not noted,
                    "data_equal": data_now == rec.data_fingerprint,
                    "rows_before": rec.row_count, "rows_now": count, **noted}
@@ -119,13 +120,15 @@ def _prove_captured(conn: psycopg.Connection, rec: BackupRecord,
     if difference is not None:
         return Proof({"schema_equal": False}, difference)
     kept = untouched(cap, keys, "t")
-    if hashes_only(conn, rec):  # the schema is the same: so are the columns that were hashed
+    hashed = hash_column(conn, rec)
+    legacy = hashed is not None and hashed != RECORD_HASH  # hashes taken before v2
+    if hashed is not None:  # the schema is the same: so are the columns that were hashed
         columns = column_names(conn, src)
-        _n, fp_backup = hashed_fingerprint(conn, bak, where=kept, column=ROW_HASH)
+        _n, fp_backup = hashed_fingerprint(conn, bak, hashed, where=kept, legacy=legacy)
     else:
         columns = column_names(conn, bak)
         _n, fp_backup = data_fingerprint(conn, bak, columns, where=kept)
-    _n, fp_now = data_fingerprint(conn, src, columns, where=kept)
+    _n, fp_now = data_fingerprint(conn, src, columns, where=kept, legacy=legacy)
     shown = "ROW(" + ", ".join(f"w.{quote(k)}" for k in keys) + ")::text"
     in_src = f"EXISTS (SELECT 1 FROM {src.sql} AS s WHERE {key_match(keys, 's', 'w')})"
     lost = _keys(conn, f"SELECT {shown} FROM {cap.sql} AS w WHERE w.op <> 'D' AND NOT {in_src}")

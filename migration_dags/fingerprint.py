@@ -1,8 +1,14 @@
 """Fingerprints: what proves a table is as it was.
 
-data:   row count plus an order-free sum of a 64-bit hash of each row, the row's columns taken in
-        name order, so a column dropped and re-added (it comes back at the end) still compares
-        equal when its values do. One parallel-capable scan (~600k rows/s on our machines).
+data:   "v2:<row count>:<order-free sum of a 64-bit hash of each row>", the row's columns taken
+        in name order, so a column dropped and re-added (it comes back at the end) still compares
+        equal when its values do. The row hash is hash_record_extended over the row's columns as
+        stored where their type's hash tells apart every two values that print differently
+        (EXACT_HASH_TYPES, texts in the C collation), and over their text otherwise (numeric
+        1.0 = 1.00, jsonb, floats, intervals, arrays, domains...): ~3x faster than hashing the
+        row's text (a sum over 1M rows: 0.17 s against 0.49 s on our machine), and as exact.
+        Fingerprints recorded before v2 ("<count>:<sum>", the hash of the row's text) are still
+        compared with `legacy=True`.
 schema: three md5s, "<by name>:<in order>:<views>". The first two cover the table's columns
         (type, collation, NOT NULL, default, comment, grants), constraints (and whether
         validated), indexes, triggers (and whether enabled), the table's comment, options, grants
@@ -33,35 +39,85 @@ def column_names(conn: psycopg.Connection, table: TableName) -> list[str]:
     return [r[0] for r in rows]
 
 
+# Types whose hash function gives two values the same hash only when they print the same (so
+# hashing the value is as exact as hashing its text); texts are hashed in the C collation.
+EXACT_HASH_TYPES = frozenset({
+    "smallint", "integer", "bigint", "oid", "boolean", "text", "character varying", "bytea",
+    "date", "timestamp without time zone", "timestamp with time zone", "uuid",
+})
+_TEXTS = frozenset({"text", "character varying"})
+FINGERPRINT_VERSION = "v2"
+
+
+def column_types(conn: psycopg.Connection, table: TableName) -> dict[str, str]:
+    """Column name -> its type's name (regtype: a domain by its own name, no typmod)."""
+    return dict(conn.execute(
+        """SELECT attname, atttypid::regtype::text FROM pg_attribute
+           WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped""",
+        (table.sql,),
+    ).fetchall())
+
+
+def typed_row_hash_sql(columns: dict[str, str], alias: str = "t") -> str:
+    """One row's 64-bit hash over `columns` (name -> type) taken in name order: the v2 data
+    fingerprint sums them; see the module doc."""
+    if not columns:
+        return "hashtextextended('', 0)"
+
+    def field(name: str) -> str:
+        typ, ref = columns[name], f"{alias}.{quote(name)}"
+        if typ in _TEXTS:
+            return f'{ref} COLLATE "C"'
+        return ref if typ in EXACT_HASH_TYPES else f"{ref}::text"
+
+    return f"hash_record_extended(ROW({', '.join(field(c) for c in sorted(columns))}), 0)"
+
+
 def row_hash_sql(columns: list[str], alias: str = "t") -> str:
-    """One row's 64-bit hash over `columns` taken in name order (the data fingerprint sums them)."""
+    """Before v2: one row's 64-bit hash over the text of `columns` taken in name order."""
     columns = sorted(columns)
     row_expr = ("ROW(" + ", ".join(f"{alias}.{quote(c)}" for c in columns) + ")::text"
                 if columns else "''")
     return f"hashtextextended({row_expr}, 0)"
 
 
+def is_legacy(fingerprint: str) -> bool:
+    """Whether a recorded data fingerprint predates v2 (its rows hashed as text)."""
+    return not fingerprint.startswith(FINGERPRINT_VERSION + ":")
+
+
 def data_fingerprint(
-    conn: psycopg.Connection, table: TableName, columns: list[str] | None = None, where: str = "TRUE"
+    conn: psycopg.Connection, table: TableName, columns: list[str] | None = None,
+    where: str = "TRUE", legacy: bool = False,
 ) -> tuple[int, str]:
-    """(row count, fingerprint) of `table`, over `columns` (default: all, in name order)."""
+    """(row count, fingerprint) of `table`, over `columns` (default: all, in name order).
+    `legacy`: as recorded before v2."""
     columns = columns if columns is not None else column_names(conn, table)
+    if legacy:
+        row_hash = row_hash_sql(columns)
+    else:
+        types = column_types(conn, table)
+        row_hash = typed_row_hash_sql({c: types.get(c, "?") for c in columns})
     count, total = conn.execute(
-        f"SELECT count(*), coalesce(sum({row_hash_sql(columns)}), 0) "
-        f"FROM {table.sql} AS t WHERE {where}"
+        f"SELECT count(*), coalesce(sum({row_hash}), 0) FROM {table.sql} AS t WHERE {where}"
     ).fetchone()
-    return int(count), f"{int(count)}:{total}"
+    return int(count), fingerprint_text(int(count), total, legacy)
+
+
+def fingerprint_text(count: int, total, legacy: bool = False) -> str:
+    return f"{count}:{total}" if legacy else f"{FINGERPRINT_VERSION}:{count}:{total}"
 
 
 def hashed_fingerprint(
-    conn: psycopg.Connection, table: TableName, where: str = "TRUE", column: str = "mdg__row_hash"
+    conn: psycopg.Connection, table: TableName, column: str, where: str = "TRUE",
+    legacy: bool = False,
 ) -> tuple[int, str]:
-    """data_fingerprint of the rows whose hashes `table` holds (a hashes-only backup), without
-    the rows themselves: the same figures for the same rows."""
+    """data_fingerprint of the rows whose hashes `table` holds in `column` (a hashes-only
+    backup), without the rows themselves: the same figures for the same rows."""
     count, total = conn.execute(
         f"SELECT count(*), coalesce(sum(t.{quote(column)}), 0) FROM {table.sql} AS t WHERE {where}"
     ).fetchone()
-    return int(count), f"{int(count)}:{total}"
+    return int(count), fingerprint_text(int(count), total, legacy)
 
 
 def _md5(text: str) -> str:

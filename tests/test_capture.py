@@ -7,7 +7,7 @@ import pytest
 
 from migration_dags import capture
 from migration_dags.backup_tables import (
-    ROW_HASH, backup_table_name, hashes_only, restorable_columns, take_backup,
+    RECORD_HASH, backup_table_name, hashes_only, restorable_columns, take_backup,
 )
 from migration_dags.fingerprint import column_names
 from migration_dags.db import MARK_TOOL_WRITE, mark_backfill_of
@@ -153,7 +153,7 @@ def hashed(conn):
 
 def test_a_hashes_only_backup_holds_the_key_and_a_hash_with_a_full_copys_figures(conn, hashed):
     assert hashes_only(conn, hashed)
-    assert column_names(conn, hashed.backup) == ["id", ROW_HASH]
+    assert column_names(conn, hashed.backup) == ["id", RECORD_HASH]
     full = take_backup(conn, "other", "run", USERS)
     assert not hashes_only(conn, full)
     assert (hashed.row_count, hashed.data_fingerprint) == (full.row_count, full.data_fingerprint)

@@ -3,7 +3,11 @@ an order-only difference from any other."""
 
 from __future__ import annotations
 
-from migration_dags.fingerprint import compare_schema, schema_fingerprint
+import psycopg
+
+from migration_dags.fingerprint import (
+    FINGERPRINT_VERSION, compare_schema, data_fingerprint, is_legacy, schema_fingerprint,
+)
 from migration_dags.identifiers import TableName
 
 T = TableName("public", "t")
@@ -69,3 +73,56 @@ def test_a_two_part_fingerprint_compares_without_the_views(conn):
     conn.execute("CREATE VIEW v AS SELECT a FROM t")
     recorded = before.rsplit(":", 1)[0]
     assert compare_schema(recorded, schema_fingerprint(conn, T)) is None
+
+
+# -- data fingerprints (v2: typed row hashes) ------------------------------------------------------
+def _data(conn, value_sql: str, typ: str) -> str:
+    conn.execute("DROP TABLE IF EXISTS t")
+    conn.execute(f"CREATE TABLE t (id int PRIMARY KEY, v {typ})")
+    conn.execute(f"INSERT INTO t VALUES (1, {value_sql})")
+    return data_fingerprint(conn, T)[1]
+
+
+def test_values_that_compare_equal_but_print_differently_have_different_fingerprints(conn):
+    # the type's own equality (and hash) calls these equal; the proof must not
+    for typ, a, b in [
+        ("numeric", "1.0", "1.00"),
+        ("jsonb", """'{"a": 1.0}'""", """'{"a": 1.00}'"""),
+        ("float8", "'0'", "'-0'"),
+        ("interval", "'1 day'", "'24 hours'"),
+        ("int[]", "'{1,2}'", "'[0:1]={1,2}'"),
+        ("text COLLATE \"und-x-icu\"", "'a'", "'A'"),
+        ("citext_like_domain", "'a'", "'A'"),
+    ]:
+        if typ == "citext_like_domain":
+            conn.execute("DROP TABLE IF EXISTS t")
+            conn.execute("DROP DOMAIN IF EXISTS citext_like_domain")
+            conn.execute("CREATE DOMAIN citext_like_domain AS text")
+        assert _data(conn, a, typ) != _data(conn, b, typ), (typ, a, b)
+
+
+def test_the_fingerprint_is_the_same_for_the_same_rows_and_sees_any_change(conn):
+    conn.execute("CREATE TABLE t (id int PRIMARY KEY, e text, n numeric, at timestamptz, j jsonb, "
+                 "u uuid, b bytea, f bool)")
+    conn.execute("""INSERT INTO t SELECT g, 'e' || g, g / 3.0, '2026-01-01'::timestamptz + g * interval '1 s',
+                    jsonb_build_object('g', g), md5(g::text)::uuid, decode(md5(g::text), 'hex'), g % 2 = 0
+                    FROM generate_series(1, 50) g""")
+    before = data_fingerprint(conn, T)
+    assert before[1].startswith(f"{FINGERPRINT_VERSION}:50:")
+    assert data_fingerprint(conn, T) == before
+    for change in ("UPDATE t SET e = 'x' WHERE id = 3", "UPDATE t SET at = at + interval '1 us' WHERE id = 4",
+                   "UPDATE t SET f = NOT f WHERE id = 5", "UPDATE t SET e = NULL WHERE id = 6"):
+        with conn.transaction():
+            conn.execute(change)
+            assert data_fingerprint(conn, T) != before, change
+            raise psycopg.Rollback()
+        assert data_fingerprint(conn, T) == before
+
+
+def test_a_fingerprint_recorded_before_v2_is_recomputed_the_old_way(conn):
+    conn.execute("CREATE TABLE t (id int PRIMARY KEY, e text)")
+    conn.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    old = data_fingerprint(conn, T, legacy=True)[1]
+    assert is_legacy(old) and not is_legacy(data_fingerprint(conn, T)[1])
+    total = conn.execute("SELECT sum(hashtextextended(ROW(t.e, t.id)::text, 0)) FROM t").fetchone()[0]
+    assert old == f"2:{total}"

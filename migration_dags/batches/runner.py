@@ -53,16 +53,15 @@ def batch_statement(
 ) -> str:
     """One statement for a batch: the task's `statement` (an UPDATE or INSERT), the partition's
     saved position moved to `saved_position` with the rows it changed counted, and, unless
-    `done`, where the next batch ends (`next_end`: planner.batch_end_sql). Its row: rows changed,
-    then next_end's columns (NULLs when the range after is empty)."""
+    `done`, where the next batch ends (`next_end`: planner.batch_end_sql, always one row). Its
+    row: rows changed, then next_end's columns."""
     ledger = state.save_range_position_sql(
         migration, partition, saved_position, "SELECT count(*) FROM mdg_batch", done)
     head = (f"WITH mdg_batch AS ({statement}\nRETURNING 1), mdg_saved AS ({ledger})\n"
             "SELECT (SELECT count(*) FROM mdg_batch)")
     if next_end is None:
         return head
-    return (f"{head}, mdg_next.* FROM (SELECT 1) AS mdg_one "
-            f"LEFT JOIN ({next_end}) AS mdg_next ON true")
+    return f"{head}, mdg_next.* FROM ({next_end}) AS mdg_next"
 
 
 def make_durable(conn: psycopg.Connection, migration: str) -> None:
@@ -146,8 +145,8 @@ def run_partition(
         if not more:
             break
         end, count, more = batch_end(row[1:], keys, size)
-        if end is None:  # the keys after it were deleted meanwhile: one last batch to upper
-            end, count, more = batch_upper, 0, False
+        if end is None:  # fewer than a batch of keys remain: one last batch to upper
+            end, more = batch_upper, False
     result.elapsed_s = time.monotonic() - started
     result.rows_scanned = progress.done - progress.done_at_start
     return result

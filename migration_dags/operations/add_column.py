@@ -176,8 +176,11 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
     def backfill(self, ctx: OpContext) -> BackfillTask | None:
         if self.up is None:
             return None
+        # no default: every row is NULL until a batch or the trigger sets it to `up`; with user
+        # triggers firing, a row whose `up` is NULL must not be written again (it would fire them)
         return fill_column(f"fill {self.table}.{self.column} from its up expression", self.table,
-                           self.column, self.up, self._trigger, self.user_triggers)
+                           self.column, self.up, self._trigger, self.user_triggers,
+                           only_null=self.default is None and self.user_triggers != "fire")
 
     def complete(self, ctx: OpContext) -> list[Action]:
         actions: list[Action] = []

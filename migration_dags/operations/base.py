@@ -92,7 +92,9 @@ class BackfillTask:
 
     `statement` contains RANGE_PLACEHOLDER where the batch's key predicate goes; it must be
     idempotent (an UPDATE that only touches rows still to change, an INSERT ... ON CONFLICT DO
-    NOTHING), so a batch re-run after a crash changes nothing twice.
+    NOTHING), so a batch re-run after a crash changes nothing twice.  With
+    `rewrites_null_results` a re-run writes again, with the same NULL, the rows whose new value
+    is NULL (common/fill.py: the price of computing the value once per row): no value changes.
     """
 
     description: str
@@ -110,6 +112,7 @@ class BackfillTask:
     # cuts the source's keys into partitions and the runner hands each partition to it;
     # `statement` is then only what plan and lint show
     copy: Any = None
+    rewrites_null_results: bool = False
 
     @property
     def written_table(self) -> TableName:

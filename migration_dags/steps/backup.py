@@ -26,7 +26,7 @@ from .. import state
 from ..actions import Action, ActionResult
 from .. import capture
 from ..backup_tables import (
-    ROW_HASH,
+    RECORD_HASH,
     backup_table_name,
     hashes_only,
     drop_backup,
@@ -84,7 +84,7 @@ class BackupStep(Step):
                 "schema_fingerprint": rec.schema_fingerprint, "hashes_only": hashes,
                 "duration_s": round(time.monotonic() - started, 3),
             }
-            copied = f"key and {ROW_HASH}" if hashes else "*"
+            copied = f"key and {RECORD_HASH}" if hashes else "*"
             report.results.append(ActionResult(
                 Action(f"back up {table}" + (" (key and row hashes: the migration only adds to it)"
                                              if hashes else ""),
