@@ -137,8 +137,8 @@ def test_audit_lists_the_up_runs_the_failed_check_and_the_rollback_in_order(
     # cutover did not run: validation's blocking check stopped it inside the run
     assert [s["step"] for s in validation["steps"]] == ["backfill", "validation"]
     backfill = validation["steps"][0]
-    # 196 of 200 rows: the 4 whose up expression is NULL already hold it
-    assert backfill["rows_affected"] == 196 and "UPDATE" in backfill["sql"]
+    # every row is written once, the 4 whose up expression is NULL too (fill_column's only_null)
+    assert backfill["rows_affected"] == 200 and "UPDATE" in backfill["sql"]
     [parity] = [c for c in validation["checks"] if not c["passed"] and c["check"] != "applied"]
     assert parity["check"] == "parity" and parity["asset"] == "add_score/validation"
     assert parity["failed"] == [{"name": "items.score.not_null", "description": "no NULL in score",
