@@ -54,3 +54,22 @@ def test_plan_says_before_up_that_a_down_cannot_keep_the_column_order(capsys, tm
     notes = out.split("-- ===== notes =====\n")[1].split("-- ===== backup")[0]
     assert "public.t.c: cutover swaps in a new column, which becomes the last column" in notes
     assert "the proof reports that difference" in notes
+
+
+# -- the command as installed: it exits without the interpreter's teardown (cli.run) -----------
+def test_the_command_flushes_a_long_output_into_a_pipe_and_exits_with_its_code(monkeypatch):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MIGRATION_DAGS_DATABASE_URL"}
+    env["PYTHONPATH"] = str(REPO)
+    plan = subprocess.run(
+        [sys.executable, "-m", "migration_dags.cli", "--migrations-dir", ASSETS, "plan",
+         "add_email_verification", "--offline"], env=env, capture_output=True, text=True, timeout=120)
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.rstrip().endswith(";") and "-- ===== cutover =====" in plan.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "migration_dags.cli", "--migrations-dir", ASSETS, "plan", "nope",
+         "--offline"], env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode not in (0, 1) and missing.stdout == ""
+    assert missing.stderr.startswith("migration-dags: error: ") and "nope" in missing.stderr
