@@ -30,3 +30,6 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-* && touch "$stamp"
     echo "installed" >&2
 fi
+# our own modules' bytecode (only what changed is compiled again): with PYTHONDONTWRITEBYTECODE
+# set, as on our CI machines, every command compiled them anew, ~0.2 s of each command's start
+.venv/bin/python -m compileall -q migration_dags > /dev/null
