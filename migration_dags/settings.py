@@ -21,6 +21,8 @@ EXPECTATIONS_DIR_ENV = "MIGRATION_DAGS_EXPECTATIONS_DIR"
 # "off": no progress bar or lines on stderr while a backfill runs (the CLI's --quiet and --json
 # set it for their own process; the run's logs and metadata keep the progress)
 PROGRESS_ENV = "MIGRATION_DAGS_PROGRESS"
+# "server": the tool's sessions keep the server's parallel query settings (db/connect.py)
+PARALLEL_ENV = "MIGRATION_DAGS_PARALLEL"
 
 
 def project_root() -> Path:
@@ -102,6 +104,11 @@ def write_dagster_yaml(home: Path) -> None:
 
 def embedded_dir() -> Path:
     return Path(os.environ.get(EMBEDDED_DIR_ENV) or (project_root() / ".migration_dags" / "pgdata"))
+
+
+def parallel_workers_wanted() -> bool:
+    """Whether the tool's sessions may use parallel workers (MIGRATION_DAGS_PARALLEL=server)."""
+    return os.environ.get(PARALLEL_ENV, "").lower() == "server"
 
 
 def terminal_progress_wanted() -> bool:

@@ -340,8 +340,18 @@ def test_a_missing_table_fails_every_expectation(conn, database_url, tmp_path):
     ("postgresql+psycopg2://u:p%40ss@h/db?sslmode=require", "postgresql+psycopg://u:p%40ss@h/db?sslmode=require"),
     ("host=/var/run/postgresql dbname=x user=postgres", "postgresql+psycopg://postgres@localhost/x?host=%2Fvar%2Frun%2Fpostgresql"),
 ])
-def test_libpq_urls_become_urls_gx_accepts(url, expected):
+def test_libpq_urls_become_urls_gx_accepts(url, expected, monkeypatch):
+    monkeypatch.setenv("MIGRATION_DAGS_PARALLEL", "server")  # the server's parallel settings
     assert sqlalchemy_url(url) == expected
+
+
+def test_gx_sessions_leave_parallel_workers_to_the_application(monkeypatch):
+    monkeypatch.delenv("MIGRATION_DAGS_PARALLEL", raising=False)
+    from sqlalchemy.engine import make_url
+
+    url = make_url(sqlalchemy_url("postgresql://u@h/db?options=-c%20work_mem%3D64MB"))
+    assert url.query["options"] == ("-c work_mem=64MB -c max_parallel_workers_per_gather=0 "
+                                    "-c max_parallel_maintenance_workers=0")
 
 
 def _server_socket_dir() -> str | None:

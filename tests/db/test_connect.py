@@ -95,3 +95,14 @@ def test_connects_through_a_key_value_string_and_a_url_with_an_odd_password(data
     finally:
         conn.execute(f"DROP ROLE IF EXISTS {role}")
         conn.close()
+
+
+def test_the_tools_sessions_leave_parallel_workers_to_the_application(database_url, monkeypatch):
+    monkeypatch.delenv("MIGRATION_DAGS_PARALLEL", raising=False)
+    with connect(database_url) as conn:
+        assert conn.execute("SHOW max_parallel_workers_per_gather").fetchone()[0] == "0"
+        assert conn.execute("SHOW max_parallel_maintenance_workers").fetchone()[0] == "0"
+    monkeypatch.setenv("MIGRATION_DAGS_PARALLEL", "server")
+    with connect(database_url) as conn, psycopg.connect(database_url) as plain:
+        assert (conn.execute("SHOW max_parallel_workers_per_gather").fetchone()[0]
+                == plain.execute("SHOW max_parallel_workers_per_gather").fetchone()[0])
