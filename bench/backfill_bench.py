@@ -22,7 +22,9 @@ apart).  Every measurement runs on a fresh copy of one template database, so no 
 another's dead rows.  Per size and run it prints one row: wall time of raw and ours, the fixed
 cost (the same `up` on a 1,000-row table) and ours less it, the backup and backfill steps' own
 seconds, clients' p50/p99/max idle, during raw and during ours, failed client transactions,
-and peak RSS of our process.  It prints figures and checks nothing.
+and peak RSS of our process; then, per run, the issue's reference loop (2,000-key range UPDATEs
+of the new column, synchronous_commit off, nothing else) under the same traffic: the floor this
+machine sets for a batched backfill.  It prints figures and checks nothing.
 """
 
 from __future__ import annotations
@@ -140,6 +142,22 @@ def run_raw(url: str) -> float:
         return time.monotonic() - started
 
 
+def run_reference_loop(url: str, rows: int, size: int = 2000) -> float:
+    """The issue's reference: a bare loop of `size`-key range UPDATEs of the new column, each its
+    own transaction with synchronous_commit off, no trigger, no ledger, no backup, no
+    validation: the floor a batched backfill can reach on this machine under this traffic."""
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("ALTER TABLE users ADD COLUMN email_domain text")
+        started = time.monotonic()
+        for low in range(0, rows, size):
+            with c.transaction():
+                c.execute("SET LOCAL synchronous_commit = off")
+                c.execute(f"UPDATE users SET email_domain = {UP} WHERE id > %s AND id <= %s",
+                          (low, low + size))
+        c.execute("SELECT 1")
+        return time.monotonic() - started
+
+
 def new_dagster_home(opened: bool = True) -> str:
     """A DAGSTER_HOME with the dagster.yaml migration-dags writes for a home it creates; opened:
     with its SQLite files made (what any first command does)."""
@@ -218,7 +236,7 @@ def main() -> None:
     header = ("rows", "run", "raw s", "ours s", "ours-fixed", "x raw", "backup s", "backfill s",
               "idle p50/p99/max ms", "raw p50/p99/max ms", "ours p50/p99/max ms",
               "failed idle/raw/ours", "RSS MiB")
-    table = []
+    table, loops = [], []
     for rows in args.rows:
         template = f"bench_tpl_{rows}"
         exists = False
@@ -237,10 +255,16 @@ def main() -> None:
             with Traffic(url, rows) as during_raw:
                 raw_s = run_raw(url)
             url = fresh_copy(template, "bench_run")
+            with Traffic(url, rows) as during_loop:
+                loop_s = run_reference_loop(url, rows)
+            url = fresh_copy(template, "bench_run")
             with Traffic(url, rows) as during_ours:
                 ours, rss = run_ours_rss(url, migrations)
             work = ours["wall"] - fixed_s
             i, r, o = idle.result, during_raw.result, during_ours.result
+            loops.append(f"{rows:,} run {run}: reference loop (2,000-key UPDATEs, synchronous_commit "
+                         f"off, nothing else) {loop_s:.1f} s, clients p50/p99/max "
+                         f"{lat(during_loop.result)} ms, failed {during_loop.result['failed']}")
             row = (f"{rows:,}", str(run), f"{raw_s:.1f}", f"{ours['wall']:.1f}", f"{work:.1f}",
                    f"{work / raw_s:.2f}", f"{ours['steps'].get('backup', 0):.1f}",
                    f"{ours['steps'].get('backfill', 0):.1f}", lat(i), lat(r), lat(o),
@@ -260,6 +284,8 @@ def main() -> None:
     print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
     for r in table:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+    for line in loops:
+        print(line)
 
 
 if __name__ == "__main__":
