@@ -198,6 +198,8 @@ class PartitionProgress:
 
     def report(self, result: PartitionResult, started: float, size: int, batch_ms: float,
                done: bool, pause: Pause) -> None:
+        if done:  # the estimate gives way to what the partition turned out to hold
+            self.total = self.done
         if self.on_batch is None:
             return
         elapsed = time.monotonic() - started

@@ -66,3 +66,24 @@ def test_a_terminal_gets_a_bar_redrawn_in_place_and_a_pipe_gets_plain_lines():
     assert len(lines) == 2 and all(line.startswith("migration-dags: backfill 00-00000: ")
                                    for line in lines)
     assert lines[1].endswith("(done)")
+
+
+def test_a_large_partition_shows_an_estimate_and_ends_on_what_it_held(conn, database_url, migrations_dir,
+                                                                       monkeypatch):
+    from migration_dags.batches import progress
+
+    monkeypatch.setattr(progress, "COUNT_EXACTLY_UP_TO", 10)  # every range "large": estimated
+    seed_items(conn, rows=600)
+    conn.execute("ANALYZE items")
+    engine = MigrationEngine(
+        load_migration(migration_file(migrations_dir, batch_size=100, partition_rows=10_000)),
+        database_url)
+    engine.up("backup")
+    engine.up("schema_change")
+    conn.execute("DELETE FROM items WHERE id > 300")  # the statistics still say 600
+    [(key, _d, _n)] = backfill.partitions_status(conn, "fill_label")
+    seen = []
+    backfill.run_partition(conn, "fill_label", key, engine.backfill_tasks(engine.context(conn)),
+                           100, on_batch=seen.append)
+    assert seen[0].rows_total == 600  # the planner's estimate, shown as "~600"
+    assert seen[-1].done and seen[-1].rows_done == seen[-1].rows_total == 300
