@@ -92,12 +92,12 @@ def data_fingerprint(
 ) -> tuple[int, str]:
     """(row count, fingerprint) of `table`, over `columns` (default: all, in name order).
     `legacy`: as recorded before v2."""
-    columns = columns if columns is not None else column_names(conn, table)
     if legacy:
-        row_hash = row_hash_sql(columns)
-    else:
+        row_hash = row_hash_sql(columns if columns is not None else column_names(conn, table))
+    else:  # one catalog read gives the names and their types
         types = column_types(conn, table)
-        row_hash = typed_row_hash_sql({c: types.get(c, "?") for c in columns})
+        row_hash = typed_row_hash_sql(
+            {c: types.get(c, "?") for c in (columns if columns is not None else types)})
     count, total = conn.execute(
         f"SELECT count(*), coalesce(sum({row_hash}), 0) FROM {table.sql} AS t WHERE {where}"
     ).fetchone()

@@ -25,8 +25,10 @@ from ..errors import DatabaseUnavailableError, DatabaseUrlError
 from ..settings import parallel_workers_wanted
 
 APP_PREFIX = "migration-dags"
-NO_PARALLEL_WORKERS = ("SET max_parallel_workers_per_gather = 0; "
-                       "SET max_parallel_maintenance_workers = 0")
+# the settings, as SET statements for our sessions and as libpq `options` for GX's (suites/)
+NO_PARALLEL_SETTINGS = {"max_parallel_workers_per_gather": 0, "max_parallel_maintenance_workers": 0}
+NO_PARALLEL_WORKERS = "; ".join(f"SET {k} = {v}" for k, v in NO_PARALLEL_SETTINGS.items())
+NO_PARALLEL_OPTIONS = " ".join(f"-c {k}={v}" for k, v in NO_PARALLEL_SETTINGS.items())
 HIDDEN = "***"
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from ..reports import CheckOutcome
 from ..errors import SpecError
 from ..db import libpq_url
+from ..db.connect import NO_PARALLEL_OPTIONS
 from ..settings import parallel_workers_wanted
 from ..state import STATE_SCHEMA
 from .files import Expectation, Suite
@@ -46,10 +47,6 @@ def import_gx():
     return gx
 
 
-# libpq's `options` form of db.connect.NO_PARALLEL_WORKERS
-PARALLEL_OFF_OPTIONS = "-c max_parallel_workers_per_gather=0 -c max_parallel_maintenance_workers=0"
-
-
 def sqlalchemy_url(url: str) -> str:
     """A libpq URL (or key=value DSN) as the SQLAlchemy URL GX wants, driver psycopg 3.
 
@@ -62,7 +59,7 @@ def sqlalchemy_url(url: str) -> str:
 
     params: dict[str, Any] = {k: str(v) for k, v in conninfo_to_dict(libpq_url(url)).items()}
     if not parallel_workers_wanted():  # as every session of ours (db/connect.py)
-        params["options"] = " ".join(filter(None, (params.get("options"), PARALLEL_OFF_OPTIONS)))
+        params["options"] = " ".join(filter(None, (params.get("options"), NO_PARALLEL_OPTIONS)))
     user, password = params.pop("user", None), params.pop("password", None) or None
     database = params.pop("dbname", None)
     host, port = params.get("host"), params.get("port")
