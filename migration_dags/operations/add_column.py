@@ -45,6 +45,7 @@ from .base import (
     Operation,
     ParityCheck,
     constraint_exists_sql,
+    first_keys_sql,
 )
 from ..db import skip_writes_of
 from .common.fill import fill_column
@@ -218,7 +219,7 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
                     f"{self.table.name}.{self.column}.equals_up",
                     f"every {self.column} equals its up expression",
                     f"SELECT count(*) FROM {self.table.sql} WHERE {bad}",
-                    f"SELECT ({sample_cols})::text FROM {self.table.sql} WHERE {bad} LIMIT 20",
+                    first_keys_sql(sample_cols, f"FROM {self.table.sql}", bad, sample_cols),
                 )
             )
         if not self.nullable:
@@ -227,7 +228,8 @@ class AddColumn(Operation, kind="add_column", spec=AddColumnSpec):
                     f"{self.table.name}.{self.column}.not_null",
                     f"no NULL in {self.column}",
                     f"SELECT count(*) FROM {self.table.sql} WHERE {self._col} IS NULL",
-                    f"SELECT ({sample_cols})::text FROM {self.table.sql} WHERE {self._col} IS NULL LIMIT 20",
+                    first_keys_sql(sample_cols, f"FROM {self.table.sql}", f"{self._col} IS NULL",
+                                   sample_cols),
                 )
             )
         return checks

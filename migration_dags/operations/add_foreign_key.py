@@ -26,7 +26,7 @@ from ..identifiers import TableName, quote, short_name
 from ..schema_model import SchemaModel
 from ..spec.problems import problem
 from ..spec.types import Identifier, Names, SpecModel, TableRef
-from .base import OpContext, Operation, ParityCheck
+from .base import OpContext, Operation, ParityCheck, first_keys_sql
 from .common.constraints import add_then_validate, drop_constraint, validated_check
 from .create_table import OnDelete
 
@@ -111,15 +111,14 @@ class AddForeignKey(Operation, kind="add_foreign_key", spec=AddForeignKeySpec):
         match = " AND ".join(
             f"r.{quote(rc)} = t.{quote(c)}" for c, rc in zip(self.columns, self.ref_columns)
         )
-        orphan = (f"FROM {self.table.sql} AS t WHERE {complete} AND NOT EXISTS "
-                  f"(SELECT 1 FROM {self.ref_table.sql} AS r WHERE {match})")
-        shown = ctx.key_of(self.table) or self.columns
-        sample = "ROW(" + ", ".join(f"t.{quote(c)}" for c in shown) + ")::text"
+        source = f"FROM {self.table.sql} AS t"
+        orphan = f"{complete} AND NOT EXISTS (SELECT 1 FROM {self.ref_table.sql} AS r WHERE {match})"
+        shown = ", ".join(f"t.{quote(c)}" for c in ctx.key_of(self.table) or self.columns)
         return ParityCheck(
             f"{self.table.name}.{self.name}.orphans",
             f"every {self.table} row's {', '.join(self.columns)} exists in {self.ref_table}",
-            f"SELECT count(*) {orphan}",
-            f"SELECT {sample} {orphan} LIMIT 20",
+            f"SELECT count(*) {source} WHERE {orphan}",
+            first_keys_sql(f"ROW({shown})", source, orphan, shown),
         )
 
     def summary(self) -> str:

@@ -66,6 +66,7 @@ from .base import (
     Operation,
     ParityCheck,
     column_exists_sql,
+    first_keys_sql,
 )
 from .common import dependent_views as views, shadow_indexes as rebuilt
 from .common.catalog_sql import all_of, negate
@@ -317,7 +318,7 @@ $migration_dags$"""
             f"{self.table.name}.{self.column}.new_type_equals_up",
             f"every {self.shadow} equals up({self.column})",
             f"SELECT count(*) FROM {t} WHERE {self._pending()}",
-            f"SELECT ({sample})::text FROM {t} WHERE {self._pending()} LIMIT 20",
+            first_keys_sql(sample, f"FROM {t}", self._pending(), sample),
         )]
         checks += rebuilt.check_parity(self.table, self.column, self.shadow,
                                        self._dependents(ctx), sample)

@@ -89,6 +89,7 @@ from .base import (
     OpContext,
     Operation,
     ParityCheck,
+    first_keys_sql,
 )
 from .common.json_text import create_parser, drop_parser, parser_name
 from .common.restore import delete_rows_not_in_backup, restore_columns
@@ -326,14 +327,15 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         if self.into is not None:
             return [self._insert_check(ctx), *self._json_check(ctx), *self._foreign_key_checks(ctx)]
         key = ctx.key_of(self.table)
-        shown = "ROW(" + ", ".join(quote(k) for k in key) + ")::text" if key else "ctid::text"
+        order = ", ".join(quote(k) for k in key) or "ctid"
+        shown = f"ROW({order})" if key else "ctid"
         return [
             ParityCheck(
                 f"{self.table.name}.backfill_{self.index}.applied",
                 f"every {self.table} row{' matching where' if self.predicate else ''} has "
                 f"{', '.join(self.set)} equal to the backfill's expressions",
                 f"SELECT count(*) FROM {self.table.sql} WHERE {self._pending}",
-                f"SELECT {shown} FROM {self.table.sql} WHERE {self._pending} LIMIT 20",
+                first_keys_sql(shown, f"FROM {self.table.sql}", self._pending, order),
             ),
             *self._foreign_key_checks(ctx),
         ]
@@ -374,7 +376,7 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
             f"every {', '.join(self.parse_json)} the select gives from {self.table} is valid JSON "
             "(rows that are not were skipped)",
             f"SELECT count(*) FROM {rows}",
-            f"SELECT {shown} FROM {rows} LIMIT 20",
+            f"SELECT {shown} FROM {rows} ORDER BY {', '.join(f's.{quote(k)}' for k in key)} LIMIT 20",
         )]
 
     def summary(self) -> str:

@@ -136,6 +136,17 @@ class ParityCheck:
     evaluate: Callable[[Any, list["BackfillTask"]], tuple[int, list[str]]] | None = None
 
 
+SAMPLES_PER_CHECK = 20
+
+
+def first_keys_sql(shown: str, source: str, where: str, order: str) -> str:
+    """The first offending rows in key order (`order`), shown as text: samples that read the
+    same from run to run, where heap order would change with every update."""
+    # named apart: ORDER BY "id" would otherwise sort by the output column, the text "id"
+    return (f"SELECT ({shown})::text AS mdg__sample {source} WHERE {where} ORDER BY {order} "
+            f"LIMIT {SAMPLES_PER_CHECK}")
+
+
 # kind -> operation type; each type adds itself when its module is imported (operations/__init__
 # imports them all)
 OPERATION_TYPES: dict[str, type["Operation"]] = {}

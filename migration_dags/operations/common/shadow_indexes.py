@@ -33,7 +33,7 @@ from ...spec.sql_rewrite import (
     rename_column_in_index,
 )
 from ...state.saved_columns import Dependent
-from ..base import ParityCheck, constraint_exists_sql
+from ..base import ParityCheck, constraint_exists_sql, first_keys_sql
 from .catalog_sql import all_of, constraint_validated_sql, index_valid_sql, negate
 
 NEW, OLD = "mdg_new", "mdg_old"
@@ -166,7 +166,7 @@ def check_parity(table: TableName, column: str, shadow: str, dependents: tuple[D
             f"{table.name}.{column}.check_{d.name}",
             f"every new value of {column} satisfies check {d.name}",
             f"SELECT count(*) FROM {table.sql} WHERE {broken}",
-            f"SELECT ({sample})::text FROM {table.sql} WHERE {broken} LIMIT 20",
+            first_keys_sql(sample, f"FROM {table.sql}", broken, sample),
         ))
     return checks
 

@@ -27,7 +27,7 @@ import psycopg
 from ...errors import SchemaValidationError
 from ...identifiers import TableName, quote
 from ...state import STATE_SCHEMA
-from ..base import BackfillTask, ParityCheck
+from ..base import BackfillTask, ParityCheck, first_keys_sql
 
 
 # the `user_triggers` field of the operations that backfill (backfill, add_column, alter_column)
@@ -88,15 +88,15 @@ def foreign_key_checks(table: TableName, written: set[str] | None, fks: list[For
         cols = ", ".join(f"c.{quote(c)}" for c in fk.columns)
         match = " AND ".join(f"r.{quote(rc)} = c.{quote(c)}" for c, rc in zip(fk.columns, fk.ref_columns))
         # MATCH SIMPLE: a key with a NULL column references nothing and is not an orphan
-        orphans = (f"FROM {fk.table.sql} AS c WHERE "
-                   + " AND ".join(f"c.{quote(c)} IS NOT NULL" for c in fk.columns)
+        source = f"FROM {fk.table.sql} AS c"
+        orphans = (" AND ".join(f"c.{quote(c)} IS NOT NULL" for c in fk.columns)
                    + f" AND NOT EXISTS (SELECT 1 FROM {fk.ref_table.sql} AS r WHERE {match})")
         checks.append(ParityCheck(
             f"{prefix}.foreign_key.{fk.name}",
             f"foreign key {fk.name} of {fk.table} holds (its trigger does not fire on backfill "
             "batches, which run in replica mode)",
-            f"SELECT count(*) {orphans}",
-            f"SELECT ROW({cols})::text {orphans} LIMIT 20",
+            f"SELECT count(*) {source} WHERE {orphans}",
+            first_keys_sql(f"ROW({cols})", source, orphans, cols),
         ))
     return checks
 
