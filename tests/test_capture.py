@@ -3,6 +3,10 @@ the tool's own writes are not, and the restore that keeps writes lists conflicts
 
 from __future__ import annotations
 
+import threading
+import time
+
+import psycopg
 import pytest
 
 from migration_dags import capture
@@ -10,7 +14,8 @@ from migration_dags.backup_tables import (
     RECORD_HASH, backup_table_name, hashes_only, restorable_columns, take_backup,
 )
 from migration_dags.fingerprint import column_names
-from migration_dags.db import MARK_TOOL_WRITE, mark_backfill_of
+from migration_dags.db import MARK_TOOL_WRITE, LockSettings, mark_backfill_of
+from migration_dags.errors import LockTimeoutExhaustedError
 from migration_dags.identifiers import TableName
 from migration_dags.state import capture as capture_state
 from migration_dags.state import ensure_state_tables
@@ -175,3 +180,42 @@ def test_a_hashes_only_backup_still_catches_a_row_the_tool_altered(conn, hashed)
         conn.execute("UPDATE users SET note = 'tool' WHERE id = 4")
     proof = capture.prove(conn, hashed)
     assert proof.problem.startswith("data: rows the application did not write differ")
+
+
+PAYMENTS = TableName("public", "payments")
+
+
+@pytest.fixture
+def partitioned(conn, database_url):
+    """A partitioned table whose capture trigger is cloned onto each partition, and a second
+    session, the application, holding a write lock on the last partition."""
+    conn.execute("CREATE TABLE payments (id int, day date, amount numeric, PRIMARY KEY (day, id)) "
+                 "PARTITION BY RANGE (day)")
+    conn.execute("CREATE TABLE payments_1 PARTITION OF payments FOR VALUES FROM ('2022-01-01') TO ('2022-02-01')")
+    conn.execute("CREATE TABLE payments_2 PARTITION OF payments FOR VALUES FROM ('2022-02-01') TO ('2022-03-01')")
+    ensure_state_tables(conn)
+    capture_state.install(conn, PAYMENTS, backup_table_name("m", "run", PAYMENTS), ["day", "id"], "m")
+    app = psycopg.connect(database_url)
+    app.execute("INSERT INTO payments_2 VALUES (1, '2022-02-03', 5)")  # open transaction
+    yield app
+    app.close()
+
+
+def test_stopping_capture_gives_way_to_the_application_and_retries(conn, partitioned):
+    """The drop locks every partition (in an order the application's foreign-key checks may take
+    the other way round: pagila's payments deadlocked with a rental delete). It waits at most
+    lock_timeout per try, so writes queue behind it briefly, and it succeeds once the lock is free."""
+    threading.Timer(0.6, partitioned.commit).start()
+    started = time.monotonic()
+    capture_state.stop(conn, PAYMENTS, "m", LockSettings(lock_timeout_ms=100, retries=30))
+    assert time.monotonic() - started >= 0.5
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = %s",
+                        (capture_state.capture_trigger("m"),)).fetchone()[0] == 0
+
+
+def test_stopping_capture_that_cannot_get_its_lock_changes_nothing(conn, partitioned):
+    with pytest.raises(LockTimeoutExhaustedError):
+        capture_state.stop(conn, PAYMENTS, "m", LockSettings(lock_timeout_ms=50, retries=2))
+    # the parent's trigger and its clone on each partition
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = %s",
+                        (capture_state.capture_trigger("m"),)).fetchone()[0] == 3

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import psycopg
 
+from ..actions import Action
+from ..db.runner import ActionRunner, LockSettings
 from ..db.tool_writes import TOOL_WRITE_SETTING
 from ..identifiers import TableName, literal, quote, short_name
 from .schema import BACKUP_SCHEMA, STATE_SCHEMA
@@ -103,27 +105,33 @@ $migration_dags$"""
 
 
 def install(conn: psycopg.Connection, source: TableName, backup: TableName, keys: list[str],
-            migration: str) -> None:
-    """Start capturing writes to `source` (one short transaction; the trigger takes a brief
-    ShareRowExclusiveLock on the table, under the session's lock_timeout)."""
-    with conn.transaction():
-        for statement in install_sql(source, backup, keys, migration):
-            conn.execute(statement)
+            migration: str, lock: LockSettings = LockSettings()) -> None:
+    """Start capturing writes to `source`: one short transaction, under lock_timeout with retries
+    (the trigger takes a brief ShareRowExclusiveLock on the table, and on each of its partitions)."""
+    ActionRunner(conn, lock).run(Action(
+        f"capture the application's writes to {source}",
+        ";\n".join(install_sql(source, backup, keys, migration))))
 
 
-def remove(conn: psycopg.Connection, source: TableName, backup: TableName, migration: str) -> None:
+def remove(conn: psycopg.Connection, source: TableName, backup: TableName, migration: str,
+           lock: LockSettings = LockSettings()) -> None:
     """Stop capturing and drop what capture made (idempotent)."""
-    with conn.transaction():
-        if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (source.sql,)).fetchone()[0]:
-            conn.execute(f"DROP TRIGGER IF EXISTS {quote(capture_trigger(migration))} ON {source.sql}")
-        conn.execute(f"DROP FUNCTION IF EXISTS {_function(migration, source)}()")
-        conn.execute(f"DROP TABLE IF EXISTS {capture_table(backup).sql}")
+    stop(conn, source, migration, lock)
+    ActionRunner(conn, lock).run(Action(
+        f"drop the record of the application's writes to {source}",
+        f"DROP FUNCTION IF EXISTS {_function(migration, source)}();\n"
+        f"DROP TABLE IF EXISTS {capture_table(backup).sql}", takes_lock=False))
 
 
-def stop(conn: psycopg.Connection, source: TableName, migration: str) -> None:
-    """Drop the capture trigger of `migration` from `source`, if both exist."""
-    if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (source.sql,)).fetchone()[0]:
-        conn.execute(f"DROP TRIGGER IF EXISTS {quote(capture_trigger(migration))} ON {source.sql}")
+def stop(conn: psycopg.Connection, source: TableName, migration: str,
+         lock: LockSettings = LockSettings()) -> None:
+    """Drop the capture trigger of `migration` from `source`, if both exist. Under lock_timeout
+    with retries: on a partitioned table the drop locks every partition, in an order an
+    application's foreign-key checks may take the other way round (a deadlock is retried too)."""
+    ActionRunner(conn, lock).run(Action(
+        f"stop capturing the application's writes to {source}",
+        f"DROP TRIGGER IF EXISTS {quote(capture_trigger(migration))} ON {source.sql}",
+        only_if=f"SELECT to_regclass({source.regclass_literal}) IS NOT NULL"))
 
 
 def exists(conn: psycopg.Connection, backup: TableName) -> bool:

@@ -71,7 +71,7 @@ class BackupStep(Step):
             keys = primary_key_columns(run.conn, table)
             if keys:
                 capture_state.install(run.conn, table, backup_table_name(run.name, run.engine.run_id, table),
-                                keys, run.name)
+                                      keys, run.name, run.engine.lock_settings)
             hashes = only_added_to(run.migration, table)
             rec = take_backup(run.conn, run.name, run.engine.run_id, table, hashes_only=hashes)
             checkpoint(f"backup: copied {table}")  # a kill here leaves an unrecorded copy
@@ -115,7 +115,7 @@ class BackupStep(Step):
             )
         for rec in state.backups(run.conn, run.name):
             started = time.monotonic()
-            capture_state.remove(run.conn, rec.source, rec.backup, run.name)
+            capture_state.remove(run.conn, rec.source, rec.backup, run.name, run.engine.lock_settings)
             drop_backup(run.conn, rec)
             # the metadata shows what ran: the proof's reads are in `proof`, these drops here
             report.results.append(ActionResult(
@@ -127,9 +127,9 @@ class BackupStep(Step):
     def forget_unrecorded(self, run: StepRun) -> None:
         """A backup up that failed before the step was recorded may have started capturing."""
         for rec in state.backups(run.conn, run.name):
-            capture_state.remove(run.conn, rec.source, rec.backup, run.name)
+            capture_state.remove(run.conn, rec.source, rec.backup, run.name, run.engine.lock_settings)
         for table in run.migration.existing_tables():
-            capture_state.stop(run.conn, table, run.name)
+            capture_state.stop(run.conn, table, run.name, run.engine.lock_settings)
 
     def forget(self, run: StepRun) -> None:
         state.forget_backups(run.conn, run.name)

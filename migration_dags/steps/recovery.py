@@ -32,7 +32,7 @@ def drop_partial_backups(run: StepRun, run_ids: list[str]) -> None:
              for rid in run_ids for table in run.migration.existing_tables()]
     # the capture each copy started (its trigger on the table, function and record of writes)
     for source, backup in dict.fromkeys([*recorded, *named]):
-        capture_state.remove(conn, source, backup, run.name)
+        capture_state.remove(conn, source, backup, run.name, run.engine.lock_settings)
     with conn.transaction():
         for _source, table in dict.fromkeys([*recorded, *named]):
             conn.execute(f"DROP TABLE IF EXISTS {table.sql}")
