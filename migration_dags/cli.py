@@ -57,7 +57,7 @@ from . import cli_tenants, output, settings
 from .cli_parsing import GlobalOptions, Invocation, build_group, migration_name
 from .engine import MigrationEngine
 from .db import is_connection_lost
-from .errors import DatabaseUnavailableError, MigrationError
+from .errors import DatabaseUnavailableError, LockTimeoutExhaustedError, MigrationError
 from .migration_set import MigrationSet
 from .spec import Migration
 from .steps import STEPS
@@ -90,6 +90,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _debug_traceback(invocation)
         _error(exc.one_line())
         return exc.exit_code
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected) as exc:
+        # a statement outside the runner's retries met the application's locks: its
+        # transaction rolled back, so the command can simply run again
+        _debug_traceback(invocation)
+        _error(f"a statement gave way to another session's locks ({' '.join(str(exc).split())}); "
+               "its transaction was rolled back: run the same command again")
+        return LockTimeoutExhaustedError.exit_code
     except psycopg.OperationalError as exc:
         if not is_connection_lost(exc):
             return _unexpected(invocation, exc)

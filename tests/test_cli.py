@@ -207,6 +207,20 @@ def test_an_unexpected_error_exits_1_with_a_hint(capsys, folder, items_url, monk
     assert code == 1 and err[0] == "Traceback (most recent call last):"
 
 
+def test_a_lock_error_outside_the_retries_exits_7_saying_to_run_again(capsys, folder, items_url,
+                                                                     monkeypatch):
+    def deadlocked(self):
+        raise psycopg.errors.DeadlockDetected("deadlock detected\nDETAIL: Process 1 waits")
+
+    monkeypatch.setattr(MigrationEngine, "status", deadlocked)
+    code, _, err = run(capsys, "status", "add_flag", "--migrations-dir", str(folder),
+                       "--database-url", items_url)
+    assert code == 7
+    assert err == ["migration-dags: error: a statement gave way to another session's locks "
+                   "(deadlock detected DETAIL: Process 1 waits); its transaction was rolled "
+                   "back: run the same command again"]
+
+
 def test_the_installed_command_runs_up_and_keeps_dagster_quiet(folder, items_url, home):
     env = {**os.environ, "MIGRATION_DAGS_DATABASE_URL": items_url,
            "MIGRATION_DAGS_MIGRATIONS_DIR": str(folder), "DAGSTER_HOME": str(home)}
