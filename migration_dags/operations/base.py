@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .common.user_triggers import ForeignKey
     from ..spec.types import SpecModel
     from ..state.saved_columns import Dependent, SavedColumn
+    from .common.partitions import Partition
 
 RANGE_PLACEHOLDER = "/*migration_dags:key_range*/TRUE"
 
@@ -59,6 +60,9 @@ class OpContext:
     # operation carries over (carried_column): what alter_column rebuilds on its new column
     column_dependents: dict[tuple[TableName, str], tuple["Dependent", ...]] = field(
         default_factory=dict)
+    # partitioned table -> its partitions at every level, parents first (common/partitions.py);
+    # a table not in it is not partitioned, or the context is offline
+    partitions: dict[TableName, list["Partition"]] = field(default_factory=dict)
 
     def key_of(self, table: TableName) -> list[str]:
         return self.keys.get(table, [])

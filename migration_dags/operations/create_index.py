@@ -18,9 +18,10 @@ These actions wait for older transactions rather than time out (takes_lock=False
 queue for does not conflict with reads or writes, and a CONCURRENTLY build stopped by lock_timeout
 would itself leave an invalid index.
 
-PostgreSQL 15 cannot build or drop an index CONCURRENTLY on a partitioned table; there the plain
-statements run instead (they block writes to the partitions while the index builds). The choice
-is made when the action runs (only_if), so `plan` shows both.
+PostgreSQL 15 cannot build or drop an index CONCURRENTLY on a partitioned table; there the index
+is made `ON ONLY` the parent, built concurrently on each partition and attached
+(common/partitions.py), so writes go on there too and no index a partition already had is taken
+over. `plan --offline` knows no partitions and shows the plain table's actions.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..spec.problems import problem
 from ..spec.types import Flag, Identifier, Names, OptionalSqlExpression, SpecModel, TableRef
 from .base import Expression, OpContext, Operation, ParityCheck
 from .common.catalog_sql import all_of, check_count, index_valid_sql, is_partitioned_sql, negate
+from .common.partitions import partitioned_index_actions, partitioned_index_drops
 
 METHODS = ("btree", "hash", "gist", "gin", "brin", "spgist")
 
@@ -100,17 +102,28 @@ class CreateIndex(Operation, kind="create_index", spec=CreateIndexSpec):
         model.tables[self.table].indexes.add(self.name)
         model.relations.add((self.table.schema, self.name))
 
-    def _create_sql(self, concurrently: bool) -> str:
-        unique = "UNIQUE " if self.unique else ""
-        how = "CONCURRENTLY " if concurrently else ""
+    @property
+    def _create(self) -> str:
+        return f"CREATE {'UNIQUE ' if self.unique else ''}INDEX"
+
+    @property
+    def _definition(self) -> str:
+        """What follows `ON <table>`."""
         cols = ", ".join(quote(c) for c in self.columns)
         where = f" WHERE ({self.predicate})" if self.predicate else ""
-        return (
-            f"CREATE {unique}INDEX {how}IF NOT EXISTS {quote(self.name)} ON {self.table.sql} "
-            f"USING {self.method} ({cols}){where}"
-        )
+        return f"USING {self.method} ({cols}){where}"
+
+    def _create_sql(self, concurrently: bool) -> str:
+        how = "CONCURRENTLY " if concurrently else ""
+        return (f"{self._create} {how}IF NOT EXISTS {quote(self.name)} ON {self.table.sql} "
+                f"{self._definition}")
 
     def start(self, ctx: OpContext) -> list[Action]:
+        if self.table in ctx.partitions:
+            return partitioned_index_actions(self._create, self.name, self.table,
+                                             ctx.partitions[self.table], self._definition)
+        # offline, or a plain table: the concurrent build (skipped should the table be
+        # partitioned after all, which validation's check of the index then reports)
         plain = is_partitioned_sql(self.table)
         invalid = index_valid_sql(self.table.schema, self.name, valid=False)
         return [
@@ -124,15 +137,11 @@ class CreateIndex(Operation, kind="create_index", spec=CreateIndexSpec):
                 self._create_sql(concurrently=True),
                 transactional=False, takes_lock=False, only_if=negate(plain),
             ),
-            Action(
-                f"create index {self.name} on partitioned table {self.table} (blocks writes "
-                "while it builds: PostgreSQL cannot build it concurrently)",
-                self._create_sql(concurrently=False),
-                only_if=plain,
-            ),
         ]
 
     def rollback(self, ctx: OpContext) -> list[Action]:
+        if self.table in ctx.partitions:
+            return partitioned_index_drops(self.name, self.table, ctx.partitions[self.table])
         plain = is_partitioned_sql(self.table)
         return [
             Action(

@@ -10,6 +10,7 @@ from ..backup_tables import hashes_only
 from ..fingerprint import column_names
 from ..identifiers import TableName
 from ..operations.base import OpContext
+from ..operations.common.partitions import read_partitions
 from ..operations.common.user_triggers import read_foreign_keys, require_role_can_skip
 from ..schema_model import SchemaModel, read_schema
 from ..spec import Migration
@@ -70,7 +71,9 @@ def live_op_context(conn: psycopg.Connection, migration: Migration) -> OpContext
     fks = read_foreign_keys(conn, set(live.tables))
     carried = {c: read_dependents(conn, *c) for op in migration.operations
                if (c := op.carried_column()) is not None and c[0] in live.tables}
-    return OpContext(migration.name, backups, keys, columns, backup_columns, saved, fks, carried)
+    partitions = read_partitions(conn, set(live.tables))
+    return OpContext(migration.name, backups, keys, columns, backup_columns, saved, fks, carried,
+                     partitions)
 
 
 def offline_op_context(migration: Migration) -> OpContext:

@@ -1,4 +1,4 @@
-"""create_index through the lifecycle (concurrent and, on a partitioned table, plain), a failed
+"""create_index through the lifecycle (concurrent, and on a partitioned table per partition), a failed
 unique build, the invalid leftover of a failed concurrent build, and the refusals."""
 
 from __future__ import annotations
@@ -42,17 +42,52 @@ def test_create_indexes_concurrently(database_url, migrations_dir):
     '''), SHOP, after_up=after_up)
 
 
+# a partition with an index of its own that an index on the parent would take over, and a
+# sub-partitioned partition (an index of its own, ON ONLY, between the parent's and the leaf's)
+EVENTS_EXTRA = """
+CREATE INDEX events_2024_payload_own ON events_2024 USING gin (payload);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')
+    PARTITION BY RANGE (id);
+CREATE TABLE events_2026_other PARTITION OF events_2026 DEFAULT;
+INSERT INTO events VALUES (9001, '2026-03-01', 'x', '{"a": 1}');
+"""
+
+
 def test_create_index_on_a_partitioned_table(database_url, migrations_dir):
+    """Built ON ONLY the parent, concurrently on each leaf, attached: no long lock, and the
+    partition's own equivalent index is neither taken over nor dropped by down (the snapshot
+    comparison of run_lifecycle)."""
     def after_up(conn):
         assert conn.execute(INDEX_DEF, ("events_payload_idx",)).fetchone() == (
             "CREATE INDEX events_payload_idx ON ONLY public.events USING gin (payload)", True)
-        partitions = conn.execute(
-            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'events_payload_idx'::regclass").fetchone()
-        assert partitions == (2,)
+        attached = conn.execute(
+            """SELECT c.relname FROM pg_inherits JOIN pg_class c ON c.oid = inhrelid
+               WHERE inhparent = 'events_payload_idx'::regclass ORDER BY 1""").fetchall()
+        assert attached == [("events_payload_idx__events_2024",), ("events_payload_idx__events_2025",),
+                            ("events_payload_idx__events_2026",)]
+        assert conn.execute(INDEX_DEF, ("events_payload_idx__events_2026_other",)).fetchone()[1] is True
+        assert conn.execute("SELECT to_regclass('events_2024_payload_own')").fetchone()[0] is not None
 
     run_lifecycle(database_url, migrations_dir, migration("events_payload", """
         - create_index: {name: events_payload_idx, table: events, columns: [payload], method: gin}
-    """), SHOP, after_up=after_up)
+    """), SHOP + EVENTS_EXTRA, after_up=after_up)
+
+
+def test_on_a_partitioned_table_only_the_empty_parts_take_a_table_lock(database_url, migrations_dir,
+                                                                      conn):
+    """Each leaf's index is built CONCURRENTLY (writes go on); what runs in a transaction under
+    lock_timeout (ON ONLY, ATTACH) builds nothing. A plain CREATE INDEX on the parent would block
+    writes to every partition for the whole build."""
+    run_sql(database_url, SHOP + EVENTS_EXTRA)
+    engine = engine_for(database_url, migrations_dir, migration("events_kind", """
+        - create_index: {name: events_kind_idx, table: events, columns: [kind]}
+    """))
+    actions = engine.migration.operations[0].start(engine.context(conn))
+    builds = [a for a in actions if a.sql.startswith("CREATE INDEX CONCURRENTLY")]
+    assert [a.sql.split(" ON ")[1].split()[0] for a in builds] == [
+        '"public"."events_2024"', '"public"."events_2025"', '"public"."events_2026_other"']
+    locked = [a for a in actions if a.transactional]
+    assert all(a.takes_lock and (" ON ONLY " in a.sql or "ATTACH PARTITION" in a.sql) for a in locked)
 
 
 def test_a_failed_unique_build_leaves_no_index(database_url, migrations_dir, conn):
