@@ -80,7 +80,8 @@ def prove(conn: psycopg.Connection, rec: BackupRecord,
 
 def _schema_difference(conn: psycopg.Connection, rec: BackupRecord,
                        order_may_differ: frozenset[str]) -> tuple[str | None, dict]:
-    """("schema" | "column order" | "dependent views" | None, what to add to the figures)."""
+    """("schema" | "column order" | "dependent views" | "partitions" | None, what to add to the
+    figures)."""
     difference = compare_schema(rec.schema_fingerprint, schema_fingerprint(conn, rec.source))
     if difference == "column order" and order_may_differ:
         moved = moved_to_the_end(conn, rec, order_may_differ)

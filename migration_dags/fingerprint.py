@@ -125,29 +125,28 @@ def _md5(text: str) -> str:
 
 
 def schema_fingerprint(conn: psycopg.Connection, table: TableName) -> str:
-    """"<md5 with columns by name>:<md5 with columns in table order>:<md5 of the views over it>";
-    see compare_schema."""
+    """"<md5 with columns by name>:<md5 with columns in table order>:<md5 of the views over it>:
+    <md5 of its partitions>"; see compare_schema."""
     return (f"{_md5(schema_description(conn, table, by_name=True))}:"
-            f"{_md5(schema_description(conn, table))}:{_md5(views_description(conn, table))}")
+            f"{_md5(schema_description(conn, table))}:{_md5(views_description(conn, table))}:"
+            f"{_md5(partitions_description(conn, table))}")
 
 
 def compare_schema(recorded: str, now: str) -> str | None:
     """None when equal; "dependent views" when only the views over the table differ; "column
-    order" when only the order of the columns differs; "schema" otherwise. A fingerprint recorded
-    by an older version compares on what it holds: one md5 whole, two without the views."""
+    order" when only the order of the columns differs; "partitions" when only its partitions
+    (bounds, indexes, constraints, triggers) differ; "schema" otherwise. A fingerprint recorded
+    by an older version compares on what it holds: one md5 whole, two without the views, three
+    without the partitions."""
     if recorded == now:
         return None
     parts = recorded.split(":")
     if len(parts) == 1:
         return "schema"
     now_parts = now.split(":")[: len(parts)]
-    if parts == now_parts:
-        return None
-    if parts[:2] == now_parts[:2]:
-        return "dependent views"
-    if parts[0] == now_parts[0] and parts[2:] == now_parts[2:]:
-        return "column order"
-    return "schema"
+    differs = {i for i, (a, b) in enumerate(zip(parts, now_parts)) if a != b}
+    return {frozenset(): None, frozenset({1}): "column order", frozenset({2}): "dependent views",
+            frozenset({3}): "partitions"}.get(frozenset(differs), "schema")
 
 
 def schema_description(conn: psycopg.Connection, table: TableName, by_name: bool = False) -> str:
@@ -197,6 +196,43 @@ def schema_description(conn: psycopg.Connection, table: TableName, by_name: bool
     ):
         lines.append(f"trigger {name} {definition} ENABLED {enabled}")
     return "\n".join(lines)
+
+
+_PARTITION_TREE = """WITH RECURSIVE tree(oid) AS (
+    SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(%s)
+    UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+"""
+_NAME = "format('%%I.%%I', n.nspname, c.relname)"
+
+
+def partitions_description(conn: psycopg.Connection, table: TableName) -> str:
+    """A stable text form of a partitioned table's partitions at every level: each one's
+    constraints, indexes and triggers ('' for a plain table). An index built on the parent
+    can take over a partition's own index, and dropping it then drops that one too: only this
+    shows it."""
+    queries = [
+        # a partition's bound is left out: pg_get_expr shows a timestamptz bound in the session's
+        # TimeZone, which the backup's session and the proof's need not share
+        f"""SELECT {_NAME}, 'partition' || CASE WHEN c.relkind = 'p' THEN ', partitioned' ELSE '' END
+            FROM tree JOIN pg_class c USING (oid) JOIN pg_namespace n ON n.oid = c.relnamespace""",
+        f"""SELECT {_NAME}, 'constraint ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+                   || CASE WHEN k.convalidated THEN '' ELSE ' NOT VALIDATED' END
+            FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE k.conrelid IN (SELECT oid FROM tree)""",
+        f"""SELECT {_NAME}, 'index ' || x.relname || ' ' || pg_get_indexdef(i.indexrelid)
+                   || CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END
+            FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indrelid IN (SELECT oid FROM tree)""",
+        f"""SELECT {_NAME}, 'trigger ' || g.tgname || ' ' || pg_get_triggerdef(g.oid)
+                   || ' ENABLED ' || g.tgenabled::text
+            FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE g.tgrelid IN (SELECT oid FROM tree) AND NOT g.tgisinternal
+              AND g.tgname NOT LIKE 'mdg\\_capture\\_\\_%%'""",
+    ]
+    rows = conn.execute(_PARTITION_TREE + " UNION ALL ".join(f"({q})" for q in queries)
+                        + " ORDER BY 1, 2", (table.sql,)).fetchall()
+    return "\n".join(f"{name}: {what}" for name, what in rows)
 
 
 def views_description(conn: psycopg.Connection, table: TableName) -> str:
