@@ -6,6 +6,7 @@ of a migration is checked against the schema the first two will have made (pgrol
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import psycopg
@@ -32,6 +33,10 @@ class TableModel:
     constraints: set[str] = field(default_factory=set)
     # column -> names of views that read it (dropping or retyping it would break them)
     dependent_views: dict[str, list[str]] = field(default_factory=dict)
+    # column -> user triggers that name it where PostgreSQL does not follow a rename or see a
+    # drop: in their arguments (tsvector_update_trigger(..., 'description')) or as NEW.col /
+    # OLD.col in their function's body; each "name (how)"
+    triggers_naming: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,7 +113,36 @@ def _read_table(conn: psycopg.Connection, name: TableName) -> TableModel | None:
         (oid, VERSION_SCHEMA_MARK + " of migration %"),
     ):
         table.dependent_views.setdefault(col, []).append(view)
+    table.triggers_naming = _triggers_naming(conn, oid, list(table.columns))
     return table
+
+
+def _triggers_naming(conn: psycopg.Connection, oid: int, columns: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, args, function, body in conn.execute(
+        """SELECT t.tgname, t.tgargs, p.oid::regproc::text, p.prosrc FROM pg_trigger t
+           JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
+           WHERE t.tgrelid = %s AND NOT t.tgisinternal AND t.tgparentid = 0
+             AND pn.nspname NOT LIKE 'migration\\_dags%%'  -- the tool's own triggers""",
+        (oid,),
+    ):
+        arguments = [a.decode(errors="replace") for a in bytes(args).split(b"\0")[:-1]]
+        for col in columns:
+            if col in arguments:
+                found.setdefault(col, []).append(f"{name} (names it in its arguments)")
+            elif body and _reads_row_field(body, col):
+                found.setdefault(col, []).append(f"{name} (its function {function} reads NEW/OLD.{col})")
+    return found
+
+
+def _reads_row_field(body: str, column: str) -> bool:
+    """NEW.col or OLD.col in a function's source (a quoted "col" exactly, an unquoted one in any
+    case when the name is lower case, as PostgreSQL folds it)."""
+    quoted = re.escape('"' + column.replace('"', '""') + '"')
+    pattern = rf'\b(?:new|old)\s*\.\s*(?:{quoted}'
+    if column == column.lower() and re.fullmatch(r"[a-z_][a-z0-9_$]*", column):
+        pattern += rf"|{re.escape(column)}\b"
+    return re.search(pattern + ")", body, flags=re.IGNORECASE) is not None
 
 
 def primary_key_columns(conn: psycopg.Connection, name: TableName) -> list[str]:

@@ -26,7 +26,7 @@ from ..spec.types import Identifier, OptionalSqlExpression, SpecModel, TableRef
 from .add_column import not_null_actions
 from .base import Expression, OpContext, Operation, column_exists_sql, constraint_exists_sql
 from .common.catalog_sql import all_of, index_exists_sql, negate
-from .common.column_rules import Remedies, refuse_unsafe_column
+from .common.column_rules import Remedies, refuse_triggers_naming, refuse_unsafe_column
 from .common.restore import restore_columns
 from .common.triggers import drop_row_trigger, row_expression, row_trigger
 from ..state.saved_columns import (
@@ -56,6 +56,9 @@ class DropColumnSpec(SpecModel):
     """Its value, as SQL over the row, for rows inserted without it until cutover (by a release
     using the new shape, which no longer has the column): needed when it is NOT NULL with no
     default."""
+    triggers_reviewed: list[Identifier] = []
+    """User triggers on the table that name the column (in their arguments, or NEW.col in their
+    function) and that you made work without it: without this, such a trigger is refused."""
 
 
 class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
@@ -63,6 +66,7 @@ class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
         self.table: TableName = spec.table
         self.column: str = spec.column
         self.down: str | None = spec.down
+        self.triggers_reviewed: list[str] = spec.triggers_reviewed
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -70,6 +74,8 @@ class DropColumn(Operation, kind="drop_column", spec=DropColumnSpec):
     def validate(self, model: SchemaModel) -> None:
         table, column = self.existing_column(model, self.table, self.column)
         refuse_unsafe_column(self.where, self.table, table, column, REMEDIES)
+        refuse_triggers_naming(self.where, self.table, table, self.column, self.triggers_reviewed,
+                               "once it is dropped,")
         self._refuses_new_inserts = (not column.nullable and column.default_sql is None
                                      and self.down is None)
 

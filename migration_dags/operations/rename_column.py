@@ -6,7 +6,8 @@ Nothing happens before cutover: the old name stays valid while the backfill and 
 complete renames it (a catalog change under a brief AccessExclusiveLock, no rewrite); uncomplete
 renames it back. Views, indexes, constraints and foreign keys refer to columns by number, so they
 follow the rename; SQL inside functions (user triggers written in plpgsql, for instance) refers to
-it by name and does not: change those in the same migration with raw_sql.
+it by name and does not, nor do trigger arguments: a user trigger naming the column either way is
+refused by name until the migration lists it in `triggers_reviewed` (schema_model.py finds them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..spec.problems import problem
 from ..spec.types import Identifier, SpecModel, TableRef
 from .base import OpContext, Operation, column_exists_sql
 from .common.catalog_sql import all_of, negate
+from .common.column_rules import refuse_triggers_naming
 from ..state.capture import rename_written_sql
 
 
@@ -32,6 +34,9 @@ class RenameColumnSpec(SpecModel):
     """The column's name now."""
     to: Identifier
     """Its name after cutover."""
+    triggers_reviewed: list[Identifier] = []
+    """User triggers on the table that name the column (in their arguments, or NEW.col in their
+    function) and that you made work after the rename: without this, such a trigger is refused."""
 
     @model_validator(mode="after")
     def _a_new_name(self) -> "RenameColumnSpec":
@@ -45,6 +50,7 @@ class RenameColumn(Operation, kind="rename_column", spec=RenameColumnSpec):
         self.table: TableName = spec.table
         self.old: str = spec.from_
         self.new: str = spec.to
+        self.triggers_reviewed: list[str] = spec.triggers_reviewed
 
     def tables(self) -> set[TableName]:
         return {self.table}
@@ -53,6 +59,8 @@ class RenameColumn(Operation, kind="rename_column", spec=RenameColumnSpec):
         table, _old = self.existing_column(model, self.table, self.old)
         if self.new in table.columns:
             raise ColumnAlreadyExistsError(self.where, str(self.table), self.new)
+        refuse_triggers_naming(self.where, self.table, table, self.old, self.triggers_reviewed,
+                               f"once it is renamed to {self.new!r},")
 
     def apply(self, model: SchemaModel) -> None:
         table = model.tables[self.table]

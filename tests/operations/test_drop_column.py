@@ -125,6 +125,9 @@ def test_rows_inserted_after_the_backup_get_the_default_back(database_url, migra
         ("", "{table: product_tags, column: tag}", NoPrimaryKeyError, "product_tags"),
         ("CREATE TABLE serials (id int PRIMARY KEY, n serial);", "{table: serials, column: n}",
          SchemaValidationError, "sequence"),
+        # the user trigger's function sets NEW."Email": every write would fail once it is gone
+        ("", "{table: customers, column: Email}", SchemaValidationError,
+         "trigger customers_normalize_email (its function normalize_email reads NEW/OLD.Email)"),
     ],
 )
 def test_drop_column_refusals_change_nothing(database_url, migrations_dir, setup, operation, error, words):

@@ -9,7 +9,9 @@ import pytest
 from operations.lifecycle import assert_unchanged_by, engine_for, run_lifecycle, run_sql
 from operations.shop import SHOP, migration
 
-from migration_dags.errors import ColumnAlreadyExistsError, ColumnDoesNotExistError, SpecError
+from migration_dags.errors import (
+    ColumnAlreadyExistsError, ColumnDoesNotExistError, SchemaValidationError, SpecError,
+)
 
 
 def _view(conn):
@@ -28,7 +30,8 @@ def test_rename_columns_views_follow(database_url, migrations_dir):
             "SELECT attname FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attnum > 0 "
             "AND NOT attisdropped ORDER BY attnum")]
         assert columns == ["id", 'E-mail "address"', "name", "created_at"]
-        # SQL inside functions names columns by name: the user's trigger does not follow the rename
+        # SQL inside functions names columns by name: the user's trigger does not follow the
+        # rename (which is why the migration had to list it in triggers_reviewed)
         with pytest.raises(psycopg.Error, match="Email"):
             conn.execute("UPDATE customers SET name = name WHERE false OR true")
 
@@ -38,7 +41,8 @@ def test_rename_columns_views_follow(database_url, migrations_dir):
 
     run_lifecycle(database_url, migrations_dir, migration("renames", '''
         - rename_column: {table: orders, from: status, to: state}
-        - rename_column: {table: customers, from: Email, to: 'E-mail "address"'}
+        - rename_column: {table: customers, from: Email, to: 'E-mail "address"',
+                          triggers_reviewed: [customers_normalize_email]}
     '''), SHOP, after_up=after_up, after_down=after_down)
 
 
@@ -59,6 +63,10 @@ def test_nothing_is_renamed_before_cutover(database_url, migrations_dir, conn):
     [
         ("{table: orders, from: nope, to: other}", ColumnDoesNotExistError),
         ("{table: orders, from: status, to: total}", ColumnAlreadyExistsError),
+        # the user trigger reads NEW."Email": every write would fail after the rename
+        ("{table: customers, from: Email, to: email}", SchemaValidationError),
+        ("{table: customers, from: Email, to: email, triggers_reviewed: [other]}",
+         SchemaValidationError),
     ],
 )
 def test_rename_column_refusals_change_nothing(database_url, migrations_dir, operation, error):
@@ -83,3 +91,20 @@ def test_renaming_to_the_same_name_is_a_spec_error(migrations_dir):
         engine_for("postgresql://unused", migrations_dir, migration("same", """
             - rename_column: {table: orders, from: status, to: status}
         """))
+
+
+def test_a_trigger_naming_the_column_in_its_arguments_is_refused_by_name(database_url,
+                                                                        migrations_dir):
+    """pagila's film: tsvector_update_trigger(fulltext, ..., 'title', 'description'); renamed,
+    every insert or update of film failed with 'column "description" does not exist'."""
+    run_sql(database_url, SHOP + """
+        ALTER TABLE orders ADD COLUMN search tsvector;
+        CREATE TRIGGER orders_search BEFORE INSERT OR UPDATE ON orders FOR EACH ROW
+            EXECUTE FUNCTION tsvector_update_trigger(search, 'pg_catalog.english', note);""")
+    engine = engine_for(database_url, migrations_dir, migration("rename_note", """
+        - rename_column: {table: orders, from: note, to: remark}
+    """))
+    raised = assert_unchanged_by(database_url, lambda: engine.up("backup"), SchemaValidationError)
+    assert ("trigger orders_search (names it in its arguments) on public.orders uses column 'note' "
+            "by name" in str(raised))
+    assert "triggers_reviewed: [orders_search]" in str(raised)

@@ -37,3 +37,19 @@ def refuse_unsafe_column(
     if column.default_sql and "nextval(" in column.default_sql:
         raise SchemaValidationError(
             where, f"column {col!r} of {name} takes its default from a sequence{remedies.sequence}")
+
+
+def refuse_triggers_naming(where: str, name: TableName, table: TableModel, column: str,
+                           reviewed: list[str], after: str) -> None:
+    """A user trigger that names `column` where PostgreSQL does not follow it (its arguments, its
+    function's NEW.col) fails every write that fires it `after` the change (pagila's
+    film_fulltext_trigger after a rename of description: "column does not exist"). Refused by
+    name, unless the migration lists it in `triggers_reviewed`."""
+    left = [t for t in table.triggers_naming.get(column, []) if t.split(" (")[0] not in reviewed]
+    if left:
+        names = ", ".join(t.split(" (")[0] for t in left)
+        raise SchemaValidationError(
+            where, f"trigger {'; '.join(left)} on {name} uses column {column!r} by name: {after} "
+            f"every write that fires it would fail. Change it first so that it works either way "
+            f"(or re-create it with a raw_sql at `step: complete` after this operation, writes "
+            f"failing in between), then list it in this operation's `triggers_reviewed: [{names}]`")
