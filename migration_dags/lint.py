@@ -85,11 +85,12 @@ KNOWN_SAFE: dict[str, tuple[Callable[[Statement], bool], str]] = {
         "PostgreSQL uses the check and does not scan the table"),
     "require-concurrent-index-creation": (
         lambda s: "partitioned" in s.description,
-        "only on a partitioned table, where PostgreSQL cannot build an index concurrently "
-        "(README: Known limits)"),
+        "only ON ONLY a partitioned table: an empty index, built on each partition concurrently "
+        "and attached (operations/common/partitions.py)"),
     "require-concurrent-index-deletion": (
         lambda s: "partitioned" in s.description,
-        "only on a partitioned table, where PostgreSQL cannot drop an index concurrently"),
+        "only on a partitioned table, where PostgreSQL cannot drop an index concurrently (its "
+        "partitions' indexes go with it)"),
     "ban-drop-constraint": (
         lambda s: s.direction == "down" or '"mdg__' in s.sql,
         "drops a constraint this migration added: its own helper CHECK, or in a down what the "

@@ -120,7 +120,8 @@ def partitioned_index_drops(index: str, table: TableName, partitions: list[Parti
     for p in reversed(partitions):
         qualified = _qualified(p.table.schema, child_index_name(index, p.table))
         actions.append(Action(
-            f"drop unattached index {child_index_name(index, p.table)} of {p.table}",
+            f"drop unattached index {child_index_name(index, p.table)} of "
+            f"{'sub-partitioned ' if p.partitioned else ''}{p.table}",
             f"DROP INDEX {'' if p.partitioned else 'CONCURRENTLY '}IF EXISTS {qualified}",
             transactional=p.partitioned, takes_lock=p.partitioned))
     return actions
