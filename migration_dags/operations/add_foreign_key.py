@@ -28,6 +28,7 @@ from ..spec.problems import problem
 from ..spec.types import Identifier, Names, SpecModel, TableRef
 from .base import OpContext, Operation, ParityCheck, first_keys_sql
 from .common.constraints import add_then_validate, drop_constraint, validated_check
+from .common.partitions import partitioned_foreign_key_actions, partitioned_foreign_key_drops
 from .create_table import OnDelete
 
 
@@ -97,10 +98,17 @@ class AddForeignKey(Operation, kind="add_foreign_key", spec=AddForeignKeySpec):
         )
 
     def start(self, ctx: OpContext) -> list[Action]:
+        if self.table in ctx.partitions:  # per partition, then attached (common/partitions.py)
+            return partitioned_foreign_key_actions(
+                self.name, self.table, ctx.partitions[self.table], self._definition, self.columns,
+                self.ref_table, self.ref_columns, self.on_delete)
         return add_then_validate(self.table, self.name, self._definition,
                                  not_valid_on_partitioned=False)
 
     def rollback(self, ctx: OpContext) -> list[Action]:
+        if self.table in ctx.partitions:
+            return partitioned_foreign_key_drops(self.name, self.table, ctx.partitions[self.table],
+                                                 self.ref_table)
         return drop_constraint(self.table, self.name)
 
     def checks(self, ctx: OpContext) -> list[ParityCheck]:

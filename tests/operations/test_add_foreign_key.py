@@ -1,5 +1,5 @@
-"""add_foreign_key through the lifecycle (NOT VALID then VALIDATE; plain on a partitioned table),
-orphans, the orphan check, and the refusals."""
+"""add_foreign_key through the lifecycle (NOT VALID then VALIDATE; on a partitioned table per
+partition, then attached), orphans, the orphan check, and the refusals."""
 
 from __future__ import annotations
 
@@ -58,6 +58,59 @@ def test_add_foreign_keys(database_url, migrations_dir):
             columns: [customer_id]
             references: {table: customers, columns: [id]}
     '''), SHOP + EXTRA, after_up=after_up)
+
+
+# events: one partition with an equivalent key of its own (PostgreSQL attaches it instead of
+# ours, and dropping ours would drop it: pagila's payment partitions), one with none, one
+# sub-partitioned
+EVENTS_KEYS = """
+ALTER TABLE events_2024 ADD CONSTRAINT events_2024_own_fkey FOREIGN KEY (customer_id) REFERENCES customers (id);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01')
+    PARTITION BY RANGE (id);
+CREATE TABLE events_2026_all PARTITION OF events_2026 DEFAULT;
+INSERT INTO events VALUES (9001, '2026-03-01', 'x', NULL, md5('customer1')::uuid);
+"""
+
+
+def test_a_foreign_key_on_a_partitioned_table_keeps_the_partitions_own(database_url, migrations_dir):
+    """Each leaf gets the key NOT VALID + VALIDATE (writes go on), the parent's ADD attaches
+    them without a scan; down gives events_2024 its own key back (run_lifecycle's snapshots,
+    after every partial start and undo too)."""
+    def after_up(conn):
+        assert _constraint(conn, "events_customer_id_fkey") == (
+            "FOREIGN KEY (customer_id) REFERENCES customers(id)", True)
+        attached = conn.execute(
+            """WITH RECURSIVE a AS (
+                   SELECT oid, conrelid, conname FROM pg_constraint WHERE conparentid =
+                       (SELECT oid FROM pg_constraint WHERE conname = 'events_customer_id_fkey' AND conparentid = 0)
+                   UNION ALL SELECT c.oid, c.conrelid, c.conname FROM pg_constraint c JOIN a ON c.conparentid = a.oid)
+               SELECT conrelid::regclass::text, conname FROM a ORDER BY 1""").fetchall()
+        assert attached == [("events_2024", "events_2024_own_fkey"),
+                            ("events_2025", "events_customer_id_fkey"),
+                            ("events_2026", "events_customer_id_fkey"),
+                            ("events_2026_all", "events_customer_id_fkey")]
+
+    run_lifecycle(database_url, migrations_dir, migration("events_fk", '''
+        - add_foreign_key:
+            table: events
+            columns: [customer_id]
+            references: {table: customers, columns: [id]}
+    '''), SHOP + EXTRA + EVENTS_KEYS, after_up=after_up)
+
+
+def test_on_a_partitioned_table_no_statement_scans_under_a_write_lock(database_url, migrations_dir,
+                                                                       conn):
+    run_sql(database_url, SHOP + EXTRA + EVENTS_KEYS)
+    engine = engine_for(database_url, migrations_dir, migration("events_fk", """
+        - add_foreign_key: {table: events, columns: [customer_id], references: {table: customers, columns: [id]}}
+    """))
+    actions = engine.migration.operations[0].start(engine.context(conn))
+    adds = [a.sql for a in actions if "ADD CONSTRAINT" in a.sql]
+    # the leaves NOT VALID (events_2024's own key stands in for ours there: only_if), the parent
+    # last, when every leaf has a validated key to attach
+    assert [s.split()[2] for s in adds] == ['"public"."events_2024"', '"public"."events_2025"',
+                                            '"public"."events_2026_all"', '"public"."events"']
+    assert all(s.endswith("NOT VALID") for s in adds[:-1]) and not adds[-1].endswith("NOT VALID")
 
 
 def test_orphans_fail_the_start_and_leave_no_constraint(database_url, migrations_dir, conn):

@@ -125,3 +125,119 @@ def partitioned_index_drops(index: str, table: TableName, partitions: list[Parti
             f"DROP INDEX {'' if p.partitioned else 'CONCURRENTLY '}IF EXISTS {qualified}",
             transactional=p.partitioned, takes_lock=p.partitioned))
     return actions
+
+
+# -- foreign keys -------------------------------------------------------------------------------
+# PostgreSQL 15 refuses `NOT VALID` on a partitioned table, and a plain ADD FOREIGN KEY there
+# scans every partition while blocking writes. But when each partition already has an
+# equivalent, validated foreign key, the parent's ADD attaches them without a scan (measured: 5 ms
+# over 200,000 rows, no sequential scan). So: each leaf gets the key NOT VALID, then VALIDATE
+# (writes go on), then the parent's ADD. A partition that already had an equivalent key of its own
+# (pagila's payment_p2022_01_customer_id_fkey) gets none of ours, and PostgreSQL attaches *that*
+# one; dropping the parent's key drops it too, so the undo re-adds each one it took over, under its
+# own name and definition.
+_DELETE_RULES = {None: "a", "NO ACTION": "a", "RESTRICT": "r", "CASCADE": "c", "SET NULL": "n",
+                 "SET DEFAULT": "d"}
+
+
+def _names_array(columns: list[str]) -> str:
+    return "ARRAY[" + ", ".join(literal(c) for c in columns) + "]::name[]"
+
+
+def _equivalent_key_sql(partition: TableName, columns: list[str], ref: TableName,
+                        ref_columns: list[str], on_delete: str | None) -> str:
+    """The partition has a validated foreign key the parent's would attach (the fields
+    PostgreSQL compares: columns, referenced table and columns, rules, deferrability)."""
+    def names(rel: str, keys: str) -> str:
+        return (f"(SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest({keys}) WITH ORDINALITY "
+                f"AS k(n, ord) JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.n)")
+    return (
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'f' AND c.convalidated "
+        f"AND c.conrelid = to_regclass({partition.regclass_literal}) "
+        f"AND c.confrelid = to_regclass({ref.regclass_literal}) "
+        f"AND {names('c.conrelid', 'c.conkey')} = {_names_array(columns)} "
+        f"AND {names('c.confrelid', 'c.confkey')} = {_names_array(ref_columns)} "
+        f"AND c.confdeltype = {literal(_DELETE_RULES[on_delete])} AND c.confupdtype = 'a' "
+        "AND c.confmatchtype = 's' AND NOT c.condeferrable)"
+    )
+
+
+def _constraint_sql(table: TableName, name: str, attached: bool | None = None) -> str:
+    parent = "" if attached is None else f" AND c.conparentid {'<>' if attached else '='} 0"
+    return (f"SELECT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = "
+            f"to_regclass({table.regclass_literal}) AND c.conname = {literal(name)}{parent})")
+
+
+def partitioned_foreign_key_actions(name: str, table: TableName, partitions: list[Partition],
+                                    definition: str, columns: list[str], ref: TableName,
+                                    ref_columns: list[str], on_delete: str | None) -> list[Action]:
+    actions: list[Action] = []
+    for p in partitions:
+        if p.partitioned:  # gets the key from the parent's ADD, attaching its leaves' keys
+            continue
+        missing = all_of(f"SELECT NOT ({_constraint_sql(p.table, name)})",
+                         f"SELECT NOT ({_equivalent_key_sql(p.table, columns, ref, ref_columns, on_delete)})")
+        actions += [
+            Action(f"add foreign key {name} on partition {p.table} (NOT VALID: no scan)",
+                   f"ALTER TABLE {p.table.sql} ADD CONSTRAINT {quote(name)} {definition} NOT VALID",
+                   only_if=missing),
+            Action(f"validate foreign key {name} on partition {p.table} (scans without blocking "
+                   "writes)",
+                   f"ALTER TABLE {p.table.sql} VALIDATE CONSTRAINT {quote(name)}",
+                   only_if=all_of(_constraint_sql(p.table, name),
+                                  f"SELECT NOT ({_equivalent_key_sql(p.table, columns, ref, ref_columns, on_delete)})")),
+        ]
+    actions.append(Action(
+        f"add foreign key {name} on partitioned table {table} (attaches each partition's "
+        "validated key: no scan)",
+        f"ALTER TABLE {table.sql} ADD CONSTRAINT {quote(name)} {definition}",
+        only_if=f"SELECT NOT ({_constraint_sql(table, name)})"))
+    return actions
+
+
+def partitioned_foreign_key_drops(name: str, table: TableName, partitions: list[Partition],
+                                  ref: TableName) -> list[Action]:
+    """Drop the parent's key, re-adding (NOT VALID, in the same transaction) every partition key
+    it had taken over under another name; then validate those; then drop our leaf keys a failed
+    start left unattached."""
+    parent = f"(SELECT oid FROM pg_constraint WHERE conrelid = to_regclass({table.regclass_literal}) AND conname = {literal(name)})"
+    taken_over = f"""WITH RECURSIVE attached AS (
+    SELECT oid, conrelid, conname FROM pg_constraint WHERE conparentid = {parent}
+    UNION ALL SELECT c.oid, c.conrelid, c.conname FROM pg_constraint c JOIN attached a ON c.conparentid = a.oid)
+  SELECT conrelid::regclass AS rel, conname, pg_get_constraintdef(oid) AS def
+  FROM attached WHERE conname <> {literal(name)}"""
+    drop = f"""DO $mdg$
+DECLARE
+  kept record;
+  readd text[] := '{{}}';
+BEGIN
+  FOR kept IN {taken_over} LOOP
+    readd := readd || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID', kept.rel, kept.conname, kept.def);
+  END LOOP;
+  ALTER TABLE {table.sql} DROP CONSTRAINT IF EXISTS {quote(name)};
+  FOR i IN 1 .. coalesce(array_length(readd, 1), 0) LOOP
+    EXECUTE readd[i];
+  END LOOP;
+END
+$mdg$"""
+    actions = [Action(
+        f"drop foreign key {name} of partitioned table {table}, keeping the partitions' own keys "
+        "it had attached", drop,
+        only_if=f"SELECT to_regclass({table.regclass_literal}) IS NOT NULL")]
+    for p in partitions:
+        if p.partitioned:
+            continue
+        others = (f"SELECT c.conname FROM pg_constraint c WHERE c.conrelid = "
+                  f"to_regclass({p.table.regclass_literal}) AND c.contype = 'f' AND NOT c.convalidated "
+                  f"AND c.confrelid = to_regclass({ref.regclass_literal}) AND c.conname <> {literal(name)}")
+        actions += [
+            Action(f"validate the keys of partition {p.table} put back NOT VALID (writes go on)",
+                   f"DO $mdg$ DECLARE k record; BEGIN FOR k IN {others} LOOP "
+                   f"EXECUTE format('ALTER TABLE %s VALIDATE CONSTRAINT %I', "
+                   f"{literal(p.table.sql)}, k.conname); END LOOP; END $mdg$",
+                   only_if=f"SELECT EXISTS ({others})"),
+            Action(f"drop foreign key {name} of partition {p.table} (left unattached)",
+                   f"ALTER TABLE {p.table.sql} DROP CONSTRAINT IF EXISTS {quote(name)}",
+                   only_if=_constraint_sql(p.table, name, attached=False)),
+        ]
+    return actions
