@@ -37,6 +37,9 @@ class TableModel:
     # drop: in their arguments (tsvector_update_trigger(..., 'description')) or as NEW.col /
     # OLD.col in their function's body; each "name (how)"
     triggers_naming: dict[str, list[str]] = field(default_factory=dict)
+    # column -> what reads it by number and keeps PostgreSQL from dropping it (a row-level
+    # security policy, a generated column, a trigger's UPDATE OF or WHEN): "policy doc_owner"
+    column_readers: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +117,26 @@ def _read_table(conn: psycopg.Connection, name: TableName) -> TableModel | None:
     ):
         table.dependent_views.setdefault(col, []).append(view)
     table.triggers_naming = _triggers_naming(conn, oid, list(table.columns))
+    for col, reader in conn.execute(
+        """SELECT a.attname, CASE d.classid
+                  WHEN 'pg_policy'::regclass THEN
+                      (SELECT 'policy ' || quote_ident(polname) FROM pg_policy WHERE oid = d.objid)
+                  WHEN 'pg_attrdef'::regclass THEN
+                      (SELECT 'generated column ' || quote_ident(g.attname) FROM pg_attrdef ad
+                       JOIN pg_attribute g ON g.attrelid = ad.adrelid AND g.attnum = ad.adnum
+                       WHERE ad.oid = d.objid)
+                  ELSE (SELECT 'trigger ' || quote_ident(tgname) || ' (UPDATE OF or WHEN)'
+                        FROM pg_trigger WHERE oid = d.objid AND tgname NOT LIKE 'mdg\\_%%')
+                  END
+           FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+           WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = %s AND d.refobjsubid > 0
+             AND d.deptype = 'n'
+             AND d.classid IN ('pg_policy'::regclass, 'pg_attrdef'::regclass, 'pg_trigger'::regclass)
+           ORDER BY 1, 2""",
+        (oid,),
+    ):
+        if reader is not None:
+            table.column_readers.setdefault(col, []).append(reader)
     return table
 
 

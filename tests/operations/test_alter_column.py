@@ -201,6 +201,12 @@ def test_what_slips_past_validate_is_refused_before_any_change(conn, database_ur
      "column 'price' does not exist"),
     ("CREATE TABLE products (id int PRIMARY KEY, price text DEFAULT 'free')", SchemaValidationError,
      "give `default:`"),
+    # the swap drops the old column: PostgreSQL would refuse at cutover, after the backfill
+    ("CREATE TABLE products (id int PRIMARY KEY, price text, twice text GENERATED ALWAYS AS "
+     "(price || price) STORED)", SchemaValidationError, "is read by generated column twice"),
+    ("CREATE TABLE products (id int PRIMARY KEY, price text); CREATE TRIGGER t BEFORE UPDATE OF "
+     "price ON products FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+     SchemaValidationError, "trigger t (UPDATE OF or WHEN)"),
 ])
 def test_refused_at_validate(conn, database_url, migrations_dir, setup, expected, words):
     run_sql(database_url, setup)

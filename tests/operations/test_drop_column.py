@@ -125,6 +125,11 @@ def test_rows_inserted_after_the_backup_get_the_default_back(database_url, migra
         ("", "{table: product_tags, column: tag}", NoPrimaryKeyError, "product_tags"),
         ("CREATE TABLE serials (id int PRIMARY KEY, n serial);", "{table: serials, column: n}",
          SchemaValidationError, "sequence"),
+        # what PostgreSQL would not let the cutover drop it from under, found before any change
+        ("ALTER TABLE orders ENABLE ROW LEVEL SECURITY; CREATE POLICY paid ON orders USING (note IS NULL);",
+         "{table: orders, column: note}", SchemaValidationError, "is read by policy paid"),
+        ("ALTER TABLE orders ADD COLUMN loud text GENERATED ALWAYS AS (upper(note)) STORED;",
+         "{table: orders, column: note}", SchemaValidationError, "generated column loud"),
         # the user trigger's function sets NEW."Email": every write would fail once it is gone
         ("", "{table: customers, column: Email}", SchemaValidationError,
          "trigger customers_normalize_email (its function normalize_email reads NEW/OLD.Email)"),

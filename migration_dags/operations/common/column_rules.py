@@ -1,6 +1,8 @@
 """What alter_column and drop_column both refuse about the column they rewrite or drop: views
-that depend on it (drop_column only: alter_column carries them over), a table without a key (their undo matches rows to the backup by key), a key
-column, and a default drawn from a sequence. Each operation words the remedy for its own case."""
+that depend on it (drop_column only: alter_column carries them over), what else PostgreSQL would
+not let the cutover drop it from under (a policy, a generated column, a trigger's UPDATE OF or
+WHEN), a table without a key (their undo matches rows to the backup by key), a key column, and a
+default drawn from a sequence. Each operation words the remedy for its own case."""
 
 from __future__ import annotations
 
@@ -29,6 +31,14 @@ def refuse_unsafe_column(
         raise SchemaValidationError(
             where, f"column {col!r} of {name} is used by view(s) {', '.join(sorted(views))}; "
             f"{remedies.views}")
+    readers = table.column_readers.get(col)
+    if readers:
+        raise SchemaValidationError(
+            where, f"column {col!r} of {name} is read by {', '.join(readers)}: PostgreSQL would "
+            f"refuse to drop it at cutover, after the whole backfill, and this operation cannot "
+            f"carry {'them' if len(readers) > 1 else 'it'} over. Change "
+            f"{'them' if len(readers) > 1 else 'it'} not to read {col!r} first, in an earlier "
+            f"migration")
     if not table.primary_key:
         raise NoPrimaryKeyError(where, str(name))
     if col in table.primary_key:
