@@ -121,6 +121,9 @@ KNOWN_SAFE: dict[str, tuple[Callable[[Statement], bool], str]] = {
     "constraint-missing-not-valid": (
         lambda s: "VALIDATE CONSTRAINT" in s.sql.upper() or "NOT VALID" in s.sql.upper(),
         "added NOT VALID and validated in a statement of its own"),
+    "prefer-bigint-over-int": (
+        lambda s: "CREATE TABLE IF NOT EXISTS migration_dags." in s.sql,
+        "a small column of the tool's own state table (a view's depth), never one of yours"),
 }
 
 

@@ -102,8 +102,9 @@ class AddForeignKey(Operation, kind="add_foreign_key", spec=AddForeignKeySpec):
             return partitioned_foreign_key_actions(
                 self.name, self.table, ctx.partitions[self.table], self._definition, self.columns,
                 self.ref_table, self.ref_columns, self.on_delete)
-        return add_then_validate(self.table, self.name, self._definition,
-                                 not_valid_on_partitioned=False)
+        # offline, or a plain table; a partitioned table a raw_sql of this migration makes is
+        # not in the context: its NOT VALID fails the step, which undoes itself
+        return add_then_validate(self.table, self.name, self._definition)
 
     def rollback(self, ctx: OpContext) -> list[Action]:
         if self.table in ctx.partitions:

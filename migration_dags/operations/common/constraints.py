@@ -11,31 +11,17 @@ from __future__ import annotations
 from ...actions import Action
 from ...identifiers import TableName, quote
 from ..base import ParityCheck, constraint_exists_sql
-from .catalog_sql import all_of, check_count, constraint_validated_sql, is_partitioned_sql, negate
+from .catalog_sql import check_count, constraint_validated_sql, negate
 
 
-def add_then_validate(
-    table: TableName, name: str, definition: str, *, not_valid_on_partitioned: bool = True
-) -> list[Action]:
-    """`definition` is what follows ADD CONSTRAINT name, e.g. "CHECK (price >= 0)".
-
-    With not_valid_on_partitioned=False (foreign keys: PostgreSQL 15 refuses NOT VALID on a
-    partitioned table) a partitioned table gets one validating ADD CONSTRAINT instead.
-    """
+def add_then_validate(table: TableName, name: str, definition: str) -> list[Action]:
+    """`definition` is what follows ADD CONSTRAINT name, e.g. "CHECK (price >= 0)". (A foreign
+    key on a partitioned table, where PostgreSQL 15 refuses NOT VALID, goes per partition:
+    common/partitions.py.)"""
     absent = negate(constraint_exists_sql(table, name))
     add = f"ALTER TABLE {table.sql} ADD CONSTRAINT {quote(name)} {definition}"
-    actions = []
-    if not_valid_on_partitioned:
-        actions.append(Action(f"add constraint {name} on {table} (NOT VALID: no scan)",
-                              f"{add} NOT VALID", only_if=absent))
-    else:
-        partitioned = is_partitioned_sql(table)
-        actions += [
-            Action(f"add constraint {name} on {table} (NOT VALID: no scan)", f"{add} NOT VALID",
-                   only_if=all_of(absent, negate(partitioned))),
-            Action(f"add constraint {name} on partitioned table {table} (scans its partitions: "
-                   "NOT VALID is not supported there)", add, only_if=all_of(absent, partitioned)),
-        ]
+    actions = [Action(f"add constraint {name} on {table} (NOT VALID: no scan)",
+                      f"{add} NOT VALID", only_if=absent)]
     actions.append(
         Action(
             f"validate constraint {name} on {table} (scans without blocking writes)",
