@@ -71,6 +71,7 @@ class CheckOutcome:
     samples: list[str]
     family: CheckFamily = CheckFamily.PARITY
     suite: str | None = None
+    note: str | None = None  # why it failed, when the check can tell (ParityCheck.explain_sql)
 
     def __post_init__(self) -> None:
         self.family = CheckFamily(self.family)  # also accepts the value, as read back from JSON
@@ -81,7 +82,7 @@ class CheckOutcome:
         return {
             "name": self.name, "description": self.description, "passed": self.passed,
             "observed": self.observed, "samples": self.samples, "family": self.family.value,
-            "suite": self.suite,
+            "suite": self.suite, **({"note": self.note} if self.note else {}),
         }
 
 

@@ -91,6 +91,7 @@ from .base import (
     ParityCheck,
     first_keys_sql,
 )
+from ..state.capture import capture_table
 from .common.json_text import create_parser, drop_parser, parser_name
 from .common.restore import delete_rows_not_in_backup, restore_columns
 from .common.user_triggers import UserTriggers, foreign_key_checks
@@ -336,9 +337,23 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
                 f"{', '.join(self.set)} equal to the backfill's expressions",
                 f"SELECT count(*) FROM {self.table.sql} WHERE {self._pending}",
                 first_keys_sql(shown, f"FROM {self.table.sql}", self._pending, order),
+                explain_sql=self._written_by_application_sql(ctx),
             ),
             *self._foreign_key_checks(ctx),
         ]
+
+    def _written_by_application_sql(self, ctx: OpContext) -> str | None:
+        """How many offending rows the application wrote since the backup (state/capture.py):
+        a `set` backfill has no trigger, so a row written after its batch keeps what was written."""
+        key, backup = ctx.key_of(self.table), ctx.backups.get(self.table)
+        if not key or backup is None:
+            return None
+        written = (f"EXISTS (SELECT 1 FROM {capture_table(backup).sql} AS w WHERE "
+                   + " AND ".join(f"w.{quote(k)} = {self.table.sql}.{quote(k)}" for k in key) + ")")
+        return (f"SELECT CASE WHEN n > 0 THEN n || ' of them written by the application since the "
+                f"backup (a backfill `set` has no trigger keeping live writes in step; add_column "
+                f"or alter_column with `up:` has one)' END FROM (SELECT count(*) AS n FROM "
+                f"{self.table.sql} WHERE {self._pending} AND {written}) AS c")
 
     def _foreign_key_checks(self, ctx: OpContext) -> list[ParityCheck]:
         if self.user_triggers == "fire":  # the FK triggers fired on every batch

@@ -134,6 +134,8 @@ class ParityCheck:
     description: str
     count_sql: str
     sample_sql: str | None = None  # up to 20 offending keys, as text
+    # when it fails: a query giving one line (or NULL) that says why, for the failure message
+    explain_sql: str | None = None
     # a check SQL alone cannot make (it reads another database too): called by the validation
     # step instead of count_sql with (conn, the migration's backfill tasks); returns (offending
     # count, samples). count_sql is then what plan shows

@@ -109,13 +109,18 @@ def run_checks(
         started = time.monotonic()
         bad = conn.execute(check.count_sql).fetchone()[0]
         ran(check.description, check.count_sql, started)
-        samples = []
+        samples, note = [], None
         if bad and check.sample_sql:
             started = time.monotonic()
             samples = [str(r[0]) for r in conn.execute(check.sample_sql).fetchall()]
             ran(f"sample keys: {check.description}", check.sample_sql, started)
+        if bad and check.explain_sql:
+            try:
+                note = conn.execute(check.explain_sql).fetchone()[0]
+            except psycopg.errors.UndefinedTable:  # no record of application writes (no key)
+                note = None
         outcomes.append(CheckOutcome(
-            check.name, check.description, bad == 0, bad, samples, CheckFamily.PARITY))
+            check.name, check.description, bad == 0, bad, samples, CheckFamily.PARITY, note=note))
     if engine.extra_checks is not None:
         outcomes.extend(engine.extra_checks(engine, conn, partition))
     return outcomes
@@ -123,4 +128,5 @@ def run_checks(
 
 def _failure(o: CheckOutcome) -> str:
     keys = f", e.g. keys {', '.join(o.samples[:5])}" if o.samples else ""
-    return f"{o.name} (observed {o.observed}{keys})"
+    note = f"; {o.note}" if o.note else ""
+    return f"{o.name} (observed {o.observed}{keys}{note})"
