@@ -27,6 +27,7 @@ from .expand import CompleteOptions, read_old_shape_writes, version_schemas_of
 from .errors import ConnectionLostError, MigrationError, RefusedError
 from .operations.base import BackfillTask, OpContext
 from .operations.common.dependent_views import plan_notes as carried_view_notes
+from .batches.wal import plan_notes as wal_notes
 from .operations.common.user_triggers import plan_notes as user_trigger_notes
 from .run_tags import target_text
 from .reports import BackfillProgress, CheckOutcome, MigrationStatus, StepReport, StepState
@@ -253,7 +254,9 @@ class MigrationEngine:
                 if "schema_change" not in applied and "schema_change" not in started:
                     context.validate(conn, self.migration)
                 planning = Planning(self.migration, self.context(conn), False, applied)
-                notes += user_trigger_notes(conn, self.backfill_tasks(planning.op_context))
+                tasks = self.backfill_tasks(planning.op_context)
+                notes += user_trigger_notes(conn, tasks)
+                notes += wal_notes(conn, tasks)
                 notes += carried_view_notes(conn, self.migration.operations)
                 notes += [n for op in self.migration.operations if (n := op.expansion_note())]
         out = {step: impl.plan(planning) for step, impl in STEP_TYPES.items()}
