@@ -201,18 +201,22 @@ def partitioned_foreign_key_drops(name: str, table: TableName, partitions: list[
     it had taken over under another name; then validate those; then drop our leaf keys a failed
     start left unattached."""
     parent = f"(SELECT oid FROM pg_constraint WHERE conrelid = to_regclass({table.regclass_literal}) AND conname = {literal(name)})"
+    # leaves first: a sub-partitioned partition's own key (no NOT VALID there) then attaches them
     taken_over = f"""WITH RECURSIVE attached AS (
-    SELECT oid, conrelid, conname FROM pg_constraint WHERE conparentid = {parent}
-    UNION ALL SELECT c.oid, c.conrelid, c.conname FROM pg_constraint c JOIN attached a ON c.conparentid = a.oid)
-  SELECT conrelid::regclass AS rel, conname, pg_get_constraintdef(oid) AS def
-  FROM attached WHERE conname <> {literal(name)}"""
+    SELECT oid, conrelid, conname, 1 AS depth FROM pg_constraint WHERE conparentid = {parent}
+    UNION ALL SELECT c.oid, c.conrelid, c.conname, a.depth + 1 FROM pg_constraint c
+    JOIN attached a ON c.conparentid = a.oid)
+  SELECT a.conrelid::regclass AS rel, a.conname, pg_get_constraintdef(a.oid) AS def,
+         CASE WHEN r.relkind = 'p' THEN '' ELSE ' NOT VALID' END AS how
+  FROM attached a JOIN pg_class r ON r.oid = a.conrelid
+  WHERE a.conname <> {literal(name)} ORDER BY a.depth DESC"""
     drop = f"""DO $mdg$
 DECLARE
   kept record;
   readd text[] := '{{}}';
 BEGIN
   FOR kept IN {taken_over} LOOP
-    readd := readd || format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID', kept.rel, kept.conname, kept.def);
+    readd := readd || format('ALTER TABLE %s ADD CONSTRAINT %I %s%s', kept.rel, kept.conname, kept.def, kept.how);
   END LOOP;
   ALTER TABLE {table.sql} DROP CONSTRAINT IF EXISTS {quote(name)};
   FOR i IN 1 .. coalesce(array_length(readd, 1), 0) LOOP
