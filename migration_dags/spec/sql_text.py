@@ -95,7 +95,11 @@ def _plain_tokens(text: str, limit: int) -> None:
             if not depth or depth.pop() != _CLOSE[token.name]:
                 raise SqlProblem(f"closes a bracket it did not open (at {short(rest, 30)!r})")
     if depth:
-        raise SqlProblem("leaves a bracket open")
+        # `{type: numeric(19,4)}`: in a YAML flow mapping the comma ended the value
+        cut = "," not in text
+        raise SqlProblem("leaves a bracket open" + (
+            " (in a YAML `{...}` mapping a comma ends the value: quote it, e.g. "
+            "\"numeric(19,4)\")" if cut else ""))
 
 
 def _parse(sql: str) -> list[ast.RawStmt]:

@@ -236,3 +236,10 @@ def test_raw_sql_plan_lists_each_statement_as_written(migrations_dir):
     )
     (down,) = m.operations[0].rollback(None)
     assert down.render() == "-- raw SQL (down)\nDROP VIEW IF EXISTS v;"
+
+
+def test_a_type_cut_at_its_comma_by_a_yaml_flow_mapping_says_to_quote_it():
+    """`{name: total, type: numeric(19,4)}`: YAML ends the value at the comma."""
+    assert type_problem("numeric(19") == (
+        'is not one type name: leaves a bracket open (in a YAML `{...}` mapping a comma ends the '
+        'value: quote it, e.g. "numeric(19,4)")')
