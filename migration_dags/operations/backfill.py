@@ -343,17 +343,26 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         ]
 
     def _written_by_application_sql(self, ctx: OpContext) -> str | None:
-        """How many offending rows the application wrote since the backup (state/capture.py):
-        a `set` backfill has no trigger, so a row written after its batch keeps what was written."""
+        """Why rows still differ once every batch is done: the application wrote them since the
+        backup (state/capture.py; a `set` backfill has no trigger, so a row written after its
+        batch keeps what was written), or the expressions do not give a backfilled row its own
+        value again (`n + 1`)."""
         key, backup = ctx.key_of(self.table), ctx.backups.get(self.table)
         if not key or backup is None:
             return None
         written = (f"EXISTS (SELECT 1 FROM {capture_table(backup).sql} AS w WHERE "
                    + " AND ".join(f"w.{quote(k)} = {self.table.sql}.{quote(k)}" for k in key) + ")")
-        return (f"SELECT CASE WHEN n > 0 THEN n || ' of them written by the application since the "
-                f"backup (a backfill `set` has no trigger keeping live writes in step; add_column "
-                f"or alter_column with `up:` has one)' END FROM (SELECT count(*) AS n FROM "
-                f"{self.table.sql} WHERE {self._pending} AND {written}) AS c")
+        return (
+            "SELECT nullif(concat_ws('; ', "
+            "CASE WHEN app > 0 THEN app || ' of them written by the application since the backup "
+            "(a backfill `set` has no trigger keeping live writes in step; add_column or "
+            "alter_column with `up:` has one)' END, "
+            "CASE WHEN tool > 0 THEN tool || ' of them not written by the application: the set "
+            "expressions must give a row the backfill wrote its own value again, as "
+            "`lower(email)` does and `n + 1` does not' END), '') "
+            f"FROM (SELECT count(*) FILTER (WHERE {written}) AS app, "
+            f"count(*) FILTER (WHERE NOT {written}) AS tool "
+            f"FROM {self.table.sql} WHERE {self._pending}) AS c")
 
     def _foreign_key_checks(self, ctx: OpContext) -> list[ParityCheck]:
         if self.user_triggers == "fire":  # the FK triggers fired on every batch
