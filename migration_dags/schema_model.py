@@ -146,7 +146,8 @@ def _triggers_naming(conn: psycopg.Connection, oid: int, columns: list[str]) -> 
         """SELECT t.tgname, t.tgargs, p.oid::regproc::text, p.prosrc FROM pg_trigger t
            JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
            WHERE t.tgrelid = %s AND NOT t.tgisinternal AND t.tgparentid = 0
-             AND pn.nspname NOT LIKE 'migration\\_dags%%'  -- the tool's own triggers""",
+             -- not the tool's own triggers
+             AND pn.nspname NOT LIKE 'migration\\_dags%%' AND t.tgname NOT LIKE 'mdg\\_%%'""",
         (oid,),
     ):
         arguments = [a.decode(errors="replace") for a in bytes(args).split(b"\0")[:-1]]
