@@ -18,6 +18,13 @@ Two forms; exactly one of `set` and `insert`.
     `where` whose columns differ from their expressions (so expressions must be deterministic:
     `now()` never compares equal later; and comparable to the column, cast them if not).
 
+    With `keep_in_step: true`, schema_change also adds a BEFORE INSERT OR UPDATE trigger that
+    applies the same expressions to every row the application writes (matching `where`), until
+    cutover drops it: live writes stay normalised while the batches run and until the new
+    release writes the values itself (`email: lower(email)`). Without it, a row the application
+    writes after its batch keeps what it wrote, which suits a one-off fix whose later rows are
+    the application's own (closing open rentals), and fails validation otherwise.
+
 (b) insert rows derived from `table` into another table:
 
     - backfill:
@@ -69,10 +76,12 @@ from ..errors import (
     NoPrimaryKeyError,
     SchemaValidationError,
 )
-from ..identifiers import TableName, literal, quote
+from ..db import skip_writes_of
+from ..identifiers import TableName, literal, quote, short_name
 from ..schema_model import SchemaModel
 from ..spec.problems import describe, problem
 from ..spec.types import (
+    Flag,
     Identifier,
     Names,
     OptionalSqlExpression,
@@ -94,6 +103,7 @@ from .base import (
 from ..state.capture import capture_table
 from .common.json_text import create_parser, drop_parser, parser_name
 from .common.restore import delete_rows_not_in_backup, restore_columns
+from .common.triggers import ROW_ALIAS, drop_row_trigger, row_expression, row_trigger
 from .common.user_triggers import UserTriggers, foreign_key_checks
 
 ROWS = "{rows}"
@@ -158,11 +168,17 @@ class BackfillSpec(SpecModel):
     user_triggers: UserTriggers = "skip"
     """Whether the table's user triggers fire on the batches: skip (the default: batches run with
     session_replication_role = replica) or fire."""
+    keep_in_step: Flag = False
+    """With set: a trigger applies the set expressions to every row the application inserts or
+    updates (matching where) from schema_change until cutover, so live writes stay in step."""
 
     @classmethod
     def check_keys(cls, data: dict[str, Any]) -> None:
         if ("set" in data) == ("insert" in data):
             raise problem("give exactly one of set (update rows in place) and insert", at="set")
+        if "insert" in data and data.get("keep_in_step"):
+            raise problem("goes with set: an insert backfill's rows are the select's",
+                          at="keep_in_step")
         if "insert" in data and "where" in data:
             raise problem("belongs in insert.select (filter the {rows} there)", at="where")
 
@@ -174,6 +190,7 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         self.predicate: str | None = spec.where
         self.into: TableName | None = None
         self.user_triggers: str = spec.user_triggers
+        self.keep_in_step: bool = spec.keep_in_step
         if spec.insert is not None:
             self.into = spec.insert.into
             self.insert_columns: list[str] = spec.insert.columns
@@ -253,6 +270,7 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
                 f"set {', '.join(self.set)} of {self.table}",
                 self.table,
                 f"UPDATE {self.table.sql} SET {sets} WHERE {RANGE_PLACEHOLDER} AND {self._pending}",
+                own_trigger=self._trigger if self.keep_in_step else None,
                 user_triggers=self.user_triggers,
             )
         how = "upsert" if self.upsert else "insert"
@@ -294,11 +312,39 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         return (f"ON CONFLICT ({', '.join(quote(k) for k in self.upsert)}) DO UPDATE SET {sets}\n"
                 f"WHERE ROW({mine}) IS DISTINCT FROM ROW({theirs})")
 
+    # -- keep_in_step: the set expressions applied to live writes until cutover -------------------
+    @property
+    def _trigger(self) -> str:
+        return short_name("mdg", self.table.schema, self.table.name, f"backfill_{self.index}")
+
+    def _trigger_actions(self) -> list[Action]:
+        if not self.keep_in_step:
+            return []
+        columns = ", ".join(f"NEW.{quote(c)}" for c in self.set)
+        values = ", ".join(f"({e})" for e in self.set.values())
+        # every expression over the row as written, at once (as UPDATE ... SET evaluates them)
+        body = (f"SELECT {values} INTO {columns} FROM (SELECT NEW.*) AS {ROW_ALIAS};")
+        if self.predicate:
+            body = f"IF {row_expression(self.predicate)} THEN\n    {body}\n  END IF;"
+        return row_trigger(self.table, self._trigger, body, [],
+                           f"apply backfill {self.index}'s set to live writes",
+                           when=skip_writes_of(self._trigger))
+
     def start(self, ctx: OpContext) -> list[Action]:
-        return [create_parser(self._parser(ctx))] if self.into is not None and self.parse_json else []
+        if self.into is None:
+            return self._trigger_actions()
+        return [create_parser(self._parser(ctx))] if self.parse_json else []
 
     def rollback(self, ctx: OpContext) -> list[Action]:
-        return [drop_parser(self._parser(ctx))] if self.into is not None and self.parse_json else []
+        if self.into is None:
+            return drop_row_trigger(self.table, self._trigger) if self.keep_in_step else []
+        return [drop_parser(self._parser(ctx))] if self.parse_json else []
+
+    def complete(self, ctx: OpContext) -> list[Action]:
+        return drop_row_trigger(self.table, self._trigger) if self.keep_in_step else []
+
+    def uncomplete(self, ctx: OpContext) -> list[Action]:
+        return self._trigger_actions()
 
     def unbackfill(self, ctx: OpContext) -> list[Action]:
         if self.into is not None:

@@ -333,3 +333,54 @@ def test_add_column_and_alter_column_take_user_triggers_fire_too(database_url, m
     # the trigger fired on every row the batches changed (30 have no total: nothing to fill)
     assert _count(conn, "SELECT count(*) FROM orders WHERE updated_at <> '2024-01-01'") == 270
     assert _count(conn, "SELECT count(*) FROM events WHERE updated_at <> '2024-01-01'") == 0
+
+
+KEEP_IN_STEP = """
+    - backfill:
+        table: orders
+        set: {note: "upper(status) || ':' || id"}
+        where: "total IS NOT NULL"
+        keep_in_step: true
+"""
+
+
+def test_keep_in_step_through_the_lifecycle(database_url, migrations_dir):
+    def after_up(conn):
+        assert conn.execute("SELECT count(*) FROM orders WHERE total IS NOT NULL AND "
+                            "note IS DISTINCT FROM upper(status) || ':' || id").fetchone() == (0,)
+
+    run_lifecycle(database_url, migrations_dir, migration("notes_in_step", KEEP_IN_STEP), SHOP,
+                  after_up=after_up)
+
+
+def test_keep_in_step_applies_the_set_to_live_writes_until_cutover(database_url, migrations_dir,
+                                                                    conn):
+    """Without it, a row the application writes after its batch fails validation
+    (test_set_parity_check_reports_rows_changed_after_the_backfill)."""
+    run_sql(database_url, SHOP)
+    engine = engine_for(database_url, migrations_dir, migration("notes_in_step", KEEP_IN_STEP))
+    note = lambda key: conn.execute("SELECT note FROM orders WHERE id = %s", (key,)).fetchone()[0]
+    for step in ("backup", "schema_change"):
+        engine.up(step)
+    conn.execute("INSERT INTO orders (id, status, total) VALUES (5001, 'new', 1), (5002, 'new', NULL)")
+    assert (note(5001), note(5002)) == ("NEW:5001", None)  # where: only rows with a total
+    engine.up("backfill")
+    conn.execute("UPDATE orders SET status = 'paid', note = 'mine' WHERE id IN (7, 5001)")
+    assert (note(7), note(5001)) == ("PAID:7", "PAID:5001")  # after their batch: still in step
+    engine.up("validation")  # passes
+    engine.up("cutover")  # the trigger goes: the new release writes the values itself
+    conn.execute("UPDATE orders SET note = 'after' WHERE id = 5001")
+    assert note(5001) == "after"
+    down_all(engine)
+    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass "
+                        "AND tgname LIKE 'mdg%%'").fetchone() == (0,)
+
+
+def test_keep_in_step_goes_with_set(migrations_dir):
+    with pytest.raises(SpecError, match="keep_in_step: goes with set"):
+        engine_for("postgresql://unused", migrations_dir, migration("both", """
+            - backfill:
+                table: orders
+                insert: {into: totals, columns: [id], select: "SELECT o.id FROM {rows} AS o"}
+                keep_in_step: true
+        """))
