@@ -401,8 +401,8 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         return (
             "SELECT nullif(concat_ws('; ', "
             "CASE WHEN app > 0 THEN app || ' of them written by the application since the backup "
-            "(a backfill `set` has no trigger keeping live writes in step; add_column or "
-            "alter_column with `up:` has one)' END, "
+            "(a backfill `set` has no trigger keeping live writes in step unless it says "
+            "keep_in_step: true)' END, "
             "CASE WHEN tool > 0 THEN tool || ' of them not written by the application: the set "
             "expressions must give a row the backfill wrote its own value again, as "
             "`lower(email)` does and `n + 1` does not' END), '') "
