@@ -116,7 +116,8 @@ def run_checks(
             ran(f"sample keys: {check.description}", check.sample_sql, started)
         if bad and check.explain_sql:
             try:
-                note = conn.execute(check.explain_sql).fetchone()[0]
+                with conn.transaction():  # a savepoint, should a caller's transaction be open
+                    note = conn.execute(check.explain_sql).fetchone()[0]
             except psycopg.errors.UndefinedTable:  # no record of application writes (no key)
                 note = None
         outcomes.append(CheckOutcome(
