@@ -3,7 +3,9 @@
 A source value goes through three stages, all in Python:
 
     transform   the column's own (`transform:` in the file): lower (str.lower), utc (a datetime
-                or ISO text read as UTC: a naive value is UTC, an aware one is converted), json
+                or ISO text read as UTC: a naive value is UTC, an aware one is converted),
+                utc_zero_null (utc, and MariaDB/MySQL's zero date '0000-00-00 …', or a date
+                with a zero month or day, as NULL: the driver gives it as text), json
                 (text parsed as JSON; invalid JSON, NaN and \\u0000 are refused, naming the key)
     coerce      to the Python type of the target column's type family (integer, numeric, float,
                 boolean, timestamptz, timestamp, date, json, text): a SQLite date held as text
@@ -27,7 +29,9 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-TRANSFORMS = ("lower", "utc", "json")
+TRANSFORMS = ("lower", "utc", "utc_zero_null", "json")
+# MariaDB/MySQL's zero date, and dates with a zero month or day, which sql_mode '' lets in
+_ZERO_DATE = re.compile(r"^\s*\d{4}-(00-\d{2}|\d{2}-00)")
 FAMILIES = ("integer", "numeric", "float", "boolean", "timestamptz", "timestamp", "date", "json",
             "text")
 _FAMILY_OF = {
@@ -98,8 +102,10 @@ class ColumnMap:
             raise
         except (ValueError, TypeError, ArithmeticError) as exc:
             shown = repr(raw) if len(repr(raw)) <= 60 else repr(raw)[:57] + "..."
+            hint = (" (a MariaDB/MySQL zero date: `transform: utc_zero_null` copies it as NULL)"
+                    if is_zero_date(_decoded(raw)) else "")
             raise CopyValueError(self.target, f"source value {shown} ({self.source}): "
-                                              f"{' '.join(str(exc).split())}") from None
+                                              f"{' '.join(str(exc).split())}{hint}") from None
 
 
 def transform(name: str | None, value: Any) -> Any:
@@ -110,9 +116,15 @@ def transform(name: str | None, value: Any) -> Any:
         return str(value).lower()
     if name == "utc":
         return as_utc(value)
+    if name == "utc_zero_null":
+        return None if is_zero_date(value) else as_utc(value)
     if name == "json":
         return value if isinstance(value, JsonValue) else JsonValue.parse(str(value))
     raise ValueError(f"unknown transform {name!r}")
+
+
+def is_zero_date(value: Any) -> bool:
+    return isinstance(value, str) and _ZERO_DATE.match(value) is not None
 
 
 def _decoded(value: Any) -> Any:

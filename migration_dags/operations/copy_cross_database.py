@@ -13,7 +13,7 @@
         into: customers                          # keyed by `key`
         key: id
         columns:                                 # target column: source column, or
-          id: id                                 #   {from: column, transform: lower|utc|json}
+          id: id                                 #   {from: column, transform: lower|utc|utc_zero_null|json}
           email: {from: email, transform: lower}
           signed_up_at: {from: signup_date, transform: utc}
           prefs: {from: prefs, transform: json}
@@ -56,7 +56,8 @@ from .base import RANGE_PLACEHOLDER, BackfillTask, OpContext, Operation, ParityC
 from .common.restore import delete_rows_not_in_backup, restore_columns
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-TRANSFORM_TARGETS = {"utc": ("timestamptz",), "json": ("json",), "lower": ("text",)}
+TRANSFORM_TARGETS = {"utc": ("timestamptz",), "utc_zero_null": ("timestamptz",), "json": ("json",),
+                     "lower": ("text",)}
 
 
 class SourceSpec(SpecModel):
@@ -91,9 +92,10 @@ class ColumnSource(SpecModel):
 
     from_: Identifier = Field(alias="from")
     """The source column."""
-    transform: Literal["lower", "utc", "json"] | None = None
-    """lower: lower-case text; utc: a datetime read as UTC (into timestamptz); json: text parsed
-    as JSON (into json/jsonb)."""
+    transform: Literal["lower", "utc", "utc_zero_null", "json"] | None = None
+    """lower: lower-case text; utc: a datetime read as UTC (into timestamptz); utc_zero_null: utc,
+    and a MariaDB/MySQL zero date ('0000-00-00 00:00:00') as NULL; json: text parsed as JSON (into
+    json/jsonb)."""
 
 
 def _column_source(value: Any) -> Any:

@@ -198,3 +198,29 @@ def test_plan_offline_shows_the_read_and_the_upsert(migrations_dir, monkeypatch)
     assert "FROM legacy_customers" in backfill and "$LEGACY_DATABASE_URL" in backfill
     assert "ON CONFLICT (\"id\") DO UPDATE" in backfill
     assert set(STEPS) <= set(plan)
+
+
+def test_a_mariadb_zero_date_is_named_and_utc_zero_null_copies_it_as_null(
+        database_url, migrations_dir, monkeypatch):
+    src = mariadb_source(ROWS)
+    monkeypatch.setenv("LEGACY_DATABASE_URL", src.url)
+    try:
+        src.execute("UPDATE legacy_customers SET signup_date = '0000-00-00 00:00:00' WHERE id = 700")
+        engine = engine_for(database_url, migrations_dir, MIGRATION)
+        engine.up("backup")
+        engine.up("schema_change")
+        with pytest.raises(BackfillFailedError) as failed:
+            engine.up("backfill")
+        assert ("column signed_up_at: source value '0000-00-00 00:00:00' (signup_date): year 0 is "
+                "out of range (a MariaDB/MySQL zero date: `transform: utc_zero_null` copies it as "
+                "NULL); first failing key (700)") in str(failed.value)
+        down_all(engine)
+        zero_null = MIGRATION.replace("transform: utc}", "transform: utc_zero_null}")
+        engine = engine_for(database_url, migrations_dir, zero_null)
+        up_all(engine)  # validation compares both sides through the same transform: passes
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT signed_up_at FROM customers WHERE id = 700").fetchone() == (None,)
+            assert conn.execute("SELECT count(*) FROM customers").fetchone() == (ROWS,)
+        down_all(engine)
+    finally:
+        src.drop()
