@@ -40,6 +40,10 @@ class TableModel:
     # column -> what reads it by number and keeps PostgreSQL from dropping it (a row-level
     # security policy, a generated column, a trigger's UPDATE OF or WHEN): "policy doc_owner"
     column_readers: dict[str, list[str]] = field(default_factory=dict)
+    # partitioned table: column -> the indexes and constraints a partition has of its own over it
+    # (not attached to the parent's), which dropping the column drops with it and nothing puts
+    # back: "index payment_p2022_01_customer_idx", "constraint fk of payment_p2022_01"
+    partition_dependents: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -137,6 +141,27 @@ def _read_table(conn: psycopg.Connection, name: TableName) -> TableModel | None:
     ):
         if reader is not None:
             table.column_readers.setdefault(col, []).append(reader)
+    for col, what in conn.execute(
+        """WITH RECURSIVE tree(oid) AS (
+               SELECT inhrelid FROM pg_inherits WHERE inhparent = %s
+               UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+           SELECT DISTINCT a.attname, CASE WHEN d.classid = 'pg_class'::regclass
+                      THEN 'index ' || d.objid::regclass::text
+                      ELSE 'constraint ' || k.conname || ' of ' || d.refobjid::regclass::text END
+           FROM pg_depend d JOIN tree ON d.refobjid = tree.oid
+           JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+           LEFT JOIN pg_constraint k ON d.classid = 'pg_constraint'::regclass AND k.oid = d.objid
+           WHERE d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0
+             AND d.deptype IN ('a', 'n')
+             AND ((d.classid = 'pg_class'::regclass
+                   AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid)
+                   AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = d.objid)
+                   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = d.objid))
+               OR (d.classid = 'pg_constraint'::regclass AND k.conparentid = 0))
+           ORDER BY 1, 2""",
+        (oid,),
+    ):
+        table.partition_dependents.setdefault(col, []).append(what)
     return table
 
 

@@ -207,6 +207,12 @@ def test_what_slips_past_validate_is_refused_before_any_change(conn, database_ur
     ("CREATE TABLE products (id int PRIMARY KEY, price text); CREATE TRIGGER t BEFORE UPDATE OF "
      "price ON products FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
      SchemaValidationError, "trigger t (UPDATE OF or WHEN)"),
+    # a partition's own index over the column: the swap's DROP COLUMN would drop it for good
+    # (pagila's payment partitions lost 12 indexes and 6 foreign keys, exit 0)
+    ("CREATE TABLE products (id int PRIMARY KEY, price text) PARTITION BY RANGE (id); "
+     "CREATE TABLE products_1 PARTITION OF products FOR VALUES FROM (0) TO (100); "
+     "CREATE INDEX products_1_price ON products_1 (price)", SchemaValidationError,
+     "has, in its partitions, index products_1_price: dropping the column at cutover"),
 ])
 def test_refused_at_validate(conn, database_url, migrations_dir, setup, expected, words):
     run_sql(database_url, setup)

@@ -39,6 +39,16 @@ def refuse_unsafe_column(
             f"carry {'them' if len(readers) > 1 else 'it'} over. Change "
             f"{'them' if len(readers) > 1 else 'it'} not to read {col!r} first, in an earlier "
             f"migration")
+    own = table.partition_dependents.get(col)
+    if own:
+        raise SchemaValidationError(
+            where, f"column {col!r} of partitioned table {name} has, in its partitions, "
+            f"{', '.join(own)}: dropping the column at cutover would drop "
+            f"{'them' if len(own) > 1 else 'it'} too, and nothing would put "
+            f"{'them' if len(own) > 1 else 'it'} back. Drop {'them' if len(own) > 1 else 'it'} "
+            f"first (raw_sql) and re-create {'them' if len(own) > 1 else 'it'} after the cutover, "
+            f"or make {'them' if len(own) > 1 else 'it'} the partitions' part of an index or "
+            f"constraint of {name}")
     if not table.primary_key:
         raise NoPrimaryKeyError(where, str(name))
     if col in table.primary_key:
