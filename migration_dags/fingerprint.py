@@ -198,7 +198,8 @@ def schema_description(conn: psycopg.Connection, table: TableName, by_name: bool
     return "\n".join(lines)
 
 
-_PARTITION_TREE = """WITH RECURSIVE tree(oid) AS (
+# `tree`: the oid of every partition, at every level, of the table the parameter names
+PARTITION_TREE = """WITH RECURSIVE tree(oid) AS (
     SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(%s)
     UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
 """
@@ -230,7 +231,7 @@ def partitions_description(conn: psycopg.Connection, table: TableName) -> str:
             WHERE g.tgrelid IN (SELECT oid FROM tree) AND NOT g.tgisinternal
               AND g.tgname NOT LIKE 'mdg\\_capture\\_\\_%%'""",
     ]
-    rows = conn.execute(_PARTITION_TREE + " UNION ALL ".join(f"({q})" for q in queries)
+    rows = conn.execute(PARTITION_TREE + " UNION ALL ".join(f"({q})" for q in queries)
                         + " ORDER BY 1, 2", (table.sql,)).fetchall()
     return "\n".join(f"{name}: {what}" for name, what in rows)
 

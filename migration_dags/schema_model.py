@@ -13,6 +13,7 @@ import psycopg
 
 from .expand.version_schema import VERSION_SCHEMA_MARK
 
+from .fingerprint import PARTITION_TREE
 from .identifiers import TableName
 
 
@@ -142,9 +143,7 @@ def _read_table(conn: psycopg.Connection, name: TableName) -> TableModel | None:
         if reader is not None:
             table.column_readers.setdefault(col, []).append(reader)
     for col, what in conn.execute(
-        """WITH RECURSIVE tree(oid) AS (
-               SELECT inhrelid FROM pg_inherits WHERE inhparent = %s
-               UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid)
+        PARTITION_TREE + """
            SELECT DISTINCT a.attname, CASE WHEN d.classid = 'pg_class'::regclass
                       THEN 'index ' || d.objid::regclass::text
                       ELSE 'constraint ' || k.conname || ' of ' || d.refobjid::regclass::text END
@@ -159,7 +158,7 @@ def _read_table(conn: psycopg.Connection, name: TableName) -> TableModel | None:
                    AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = d.objid))
                OR (d.classid = 'pg_constraint'::regclass AND k.conparentid = 0))
            ORDER BY 1, 2""",
-        (oid,),
+        (name.sql,),
     ):
         table.partition_dependents.setdefault(col, []).append(what)
     return table

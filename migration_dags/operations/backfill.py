@@ -100,7 +100,7 @@ from .base import (
     ParityCheck,
     first_keys_sql,
 )
-from ..state.capture import capture_table
+from ..state.capture import capture_table, untouched
 from .common.json_text import create_parser, drop_parser, parser_name
 from .common.restore import delete_rows_not_in_backup, restore_columns
 from .common.triggers import ROW_ALIAS, drop_row_trigger, row_expression, row_trigger
@@ -396,8 +396,7 @@ class Backfill(Operation, kind="backfill", spec=BackfillSpec):
         key, backup = ctx.key_of(self.table), ctx.backups.get(self.table)
         if not key or backup is None:
             return None
-        written = (f"EXISTS (SELECT 1 FROM {capture_table(backup).sql} AS w WHERE "
-                   + " AND ".join(f"w.{quote(k)} = {self.table.sql}.{quote(k)}" for k in key) + ")")
+        written = f"NOT {untouched(capture_table(backup), key, self.table.sql)}"
         return (
             "SELECT nullif(concat_ws('; ', "
             "CASE WHEN app > 0 THEN app || ' of them written by the application since the backup "

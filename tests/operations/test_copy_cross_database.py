@@ -63,6 +63,26 @@ def sqlite(tmp_path, monkeypatch):
     return src
 
 
+@pytest.fixture
+def mariadb(monkeypatch):
+    src = mariadb_source(ROWS)
+    monkeypatch.setenv("LEGACY_DATABASE_URL", src.url)
+    try:
+        yield src
+    finally:
+        src.drop()
+
+
+def _failing_backfill(database_url, migrations_dir, migration: str = MIGRATION):
+    """The copy's engine, and the message of its backfill's failure."""
+    engine = engine_for(database_url, migrations_dir, migration)
+    engine.up("backup")
+    engine.up("schema_change")
+    with pytest.raises(BackfillFailedError) as failed:
+        engine.up("backfill")
+    return engine, str(failed.value)
+
+
 def _expected(i: int) -> dict:
     return next(r for r in legacy_rows(i) if r["id"] == i)
 
@@ -146,12 +166,7 @@ def test_the_source_connection_refuses_writes(source):
 def test_a_value_the_target_cannot_take_fails_its_batch_naming_the_key(
         database_url, migrations_dir, sqlite):
     sqlite.execute("UPDATE legacy_customers SET prefs = '{not json' WHERE id = 700")
-    engine = engine_for(database_url, migrations_dir, MIGRATION)
-    engine.up("backup")
-    engine.up("schema_change")
-    with pytest.raises(BackfillFailedError) as failed:
-        engine.up("backfill")
-    message = str(failed.value)
+    engine, message = _failing_backfill(database_url, migrations_dir)
     assert "partition 00-00001" in message and "first failing key (700)" in message
     assert "column prefs" in message
     with psycopg.connect(database_url) as conn:  # batches before it stay: ..400, 401..550
@@ -201,26 +216,17 @@ def test_plan_offline_shows_the_read_and_the_upsert(migrations_dir, monkeypatch)
 
 
 def test_a_mariadb_zero_date_is_named_and_utc_zero_null_copies_it_as_null(
-        database_url, migrations_dir, monkeypatch):
-    src = mariadb_source(ROWS)
-    monkeypatch.setenv("LEGACY_DATABASE_URL", src.url)
-    try:
-        src.execute("UPDATE legacy_customers SET signup_date = '0000-00-00 00:00:00' WHERE id = 700")
-        engine = engine_for(database_url, migrations_dir, MIGRATION)
-        engine.up("backup")
-        engine.up("schema_change")
-        with pytest.raises(BackfillFailedError) as failed:
-            engine.up("backfill")
-        assert ("column signed_up_at: source value '0000-00-00 00:00:00' (signup_date): year 0 is "
-                "out of range (a MariaDB/MySQL zero date: `transform: utc_zero_null` copies it as "
-                "NULL); first failing key (700)") in str(failed.value)
-        down_all(engine)
-        zero_null = MIGRATION.replace("transform: utc}", "transform: utc_zero_null}")
-        engine = engine_for(database_url, migrations_dir, zero_null)
-        up_all(engine)  # validation compares both sides through the same transform: passes
-        with psycopg.connect(database_url) as conn:
-            assert conn.execute("SELECT signed_up_at FROM customers WHERE id = 700").fetchone() == (None,)
-            assert conn.execute("SELECT count(*) FROM customers").fetchone() == (ROWS,)
-        down_all(engine)
-    finally:
-        src.drop()
+        database_url, migrations_dir, mariadb):
+    mariadb.execute("UPDATE legacy_customers SET signup_date = '0000-00-00 00:00:00' WHERE id = 700")
+    engine, message = _failing_backfill(database_url, migrations_dir)
+    assert ("column signed_up_at: source value '0000-00-00 00:00:00' (signup_date): year 0 is "
+            "out of range (a MariaDB/MySQL zero date: `transform: utc_zero_null` copies it as "
+            "NULL); first failing key (700)") in message
+    down_all(engine)
+    zero_null = MIGRATION.replace("transform: utc}", "transform: utc_zero_null}")
+    engine = engine_for(database_url, migrations_dir, zero_null)
+    up_all(engine)  # validation compares both sides through the same transform: passes
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT signed_up_at FROM customers WHERE id = 700").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM customers").fetchone() == (ROWS,)
+    down_all(engine)

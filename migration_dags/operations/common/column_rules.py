@@ -33,22 +33,19 @@ def refuse_unsafe_column(
             f"{remedies.views}")
     readers = table.column_readers.get(col)
     if readers:
+        them = _pronoun(readers)
         raise SchemaValidationError(
             where, f"column {col!r} of {name} is read by {', '.join(readers)}: PostgreSQL would "
             f"refuse to drop it at cutover, after the whole backfill, and this operation cannot "
-            f"carry {'them' if len(readers) > 1 else 'it'} over. Change "
-            f"{'them' if len(readers) > 1 else 'it'} not to read {col!r} first, in an earlier "
-            f"migration")
+            f"carry {them} over. Change {them} not to read {col!r} first, in an earlier migration")
     own = table.partition_dependents.get(col)
     if own:
+        them = _pronoun(own)
         raise SchemaValidationError(
             where, f"column {col!r} of partitioned table {name} has, in its partitions, "
-            f"{', '.join(own)}: dropping the column at cutover would drop "
-            f"{'them' if len(own) > 1 else 'it'} too, and nothing would put "
-            f"{'them' if len(own) > 1 else 'it'} back. Drop {'them' if len(own) > 1 else 'it'} "
-            f"first (raw_sql) and re-create {'them' if len(own) > 1 else 'it'} after the cutover, "
-            f"or make {'them' if len(own) > 1 else 'it'} the partitions' part of an index or "
-            f"constraint of {name}")
+            f"{', '.join(own)}: dropping the column at cutover would drop {them} too, and nothing "
+            f"would put {them} back. Drop {them} first (raw_sql) and re-create {them} after the "
+            f"cutover, or make {them} the partitions' part of an index or constraint of {name}")
     if not table.primary_key:
         raise NoPrimaryKeyError(where, str(name))
     if col in table.primary_key:
@@ -57,6 +54,10 @@ def refuse_unsafe_column(
     if column.default_sql and "nextval(" in column.default_sql:
         raise SchemaValidationError(
             where, f"column {col!r} of {name} takes its default from a sequence{remedies.sequence}")
+
+
+def _pronoun(things: list[str]) -> str:
+    return "them" if len(things) > 1 else "it"
 
 
 def refuse_triggers_naming(where: str, name: TableName, table: TableModel, column: str,

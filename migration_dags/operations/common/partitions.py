@@ -25,7 +25,8 @@ import psycopg
 
 from ...actions import Action
 from ...identifiers import TableName, literal, quote, short_name
-from .catalog_sql import all_of, index_valid_sql
+from ..base import constraint_exists_sql
+from .catalog_sql import all_of, index_valid_sql, negate
 
 
 @dataclass(frozen=True)
@@ -162,10 +163,11 @@ def _equivalent_key_sql(partition: TableName, columns: list[str], ref: TableName
     )
 
 
-def _constraint_sql(table: TableName, name: str, attached: bool | None = None) -> str:
-    parent = "" if attached is None else f" AND c.conparentid {'<>' if attached else '='} 0"
+def _unattached_constraint_sql(table: TableName, name: str) -> str:
+    """constraint_exists_sql, and not the partition's part of a parent's constraint."""
     return (f"SELECT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = "
-            f"to_regclass({table.regclass_literal}) AND c.conname = {literal(name)}{parent})")
+            f"to_regclass({table.regclass_literal}) AND c.conname = {literal(name)} "
+            "AND c.conparentid = 0)")
 
 
 def partitioned_foreign_key_actions(name: str, table: TableName, partitions: list[Partition],
@@ -175,8 +177,8 @@ def partitioned_foreign_key_actions(name: str, table: TableName, partitions: lis
     for p in partitions:
         if p.partitioned:  # gets the key from the parent's ADD, attaching its leaves' keys
             continue
-        missing = all_of(f"SELECT NOT ({_constraint_sql(p.table, name)})",
-                         f"SELECT NOT ({_equivalent_key_sql(p.table, columns, ref, ref_columns, on_delete)})")
+        no_equivalent = negate(_equivalent_key_sql(p.table, columns, ref, ref_columns, on_delete))
+        missing = all_of(negate(constraint_exists_sql(p.table, name)), no_equivalent)
         actions += [
             Action(f"add foreign key {name} on partition {p.table} (NOT VALID: no scan)",
                    f"ALTER TABLE {p.table.sql} ADD CONSTRAINT {quote(name)} {definition} NOT VALID",
@@ -184,14 +186,14 @@ def partitioned_foreign_key_actions(name: str, table: TableName, partitions: lis
             Action(f"validate foreign key {name} on partition {p.table} (scans without blocking "
                    "writes)",
                    f"ALTER TABLE {p.table.sql} VALIDATE CONSTRAINT {quote(name)}",
-                   only_if=all_of(_constraint_sql(p.table, name),
-                                  f"SELECT NOT ({_equivalent_key_sql(p.table, columns, ref, ref_columns, on_delete)})")),
+                   only_if=all_of(constraint_exists_sql(p.table, name),
+                                  no_equivalent)),
         ]
     actions.append(Action(
         f"add foreign key {name} on partitioned table {table} (attaches each partition's "
         "validated key: no scan)",
         f"ALTER TABLE {table.sql} ADD CONSTRAINT {quote(name)} {definition}",
-        only_if=f"SELECT NOT ({_constraint_sql(table, name)})"))
+        only_if=negate(constraint_exists_sql(table, name))))
     return actions
 
 
@@ -242,6 +244,6 @@ $mdg$"""
                    only_if=f"SELECT EXISTS ({others})"),
             Action(f"drop foreign key {name} of partition {p.table} (left unattached)",
                    f"ALTER TABLE {p.table.sql} DROP CONSTRAINT IF EXISTS {quote(name)}",
-                   only_if=_constraint_sql(p.table, name, attached=False)),
+                   only_if=_unattached_constraint_sql(p.table, name)),
         ]
     return actions
